@@ -1,0 +1,407 @@
+//! `/auth/…`: register, log in (JSON or OAuth2 password form), refresh, log out.
+
+use poem::web::Data;
+use poem_openapi::{
+    ApiRequest, ApiResponse, Multipart, Object, OpenApi,
+    payload::{Form, Json},
+    types::Example,
+};
+use serde::Deserialize;
+
+use super::{ApiTags, responses::Errors, users::Me};
+use crate::{
+    accounts,
+    auth::{AuthUser, Role, sessions, sessions::RevokeReason},
+    domain::{Email, Password, Username, Validator, checked},
+    envelope::{Envelope, FieldError, Nothing},
+    error::{ApiError, ErrorCode},
+    error_set,
+    state::AppState,
+};
+
+/// A new account.
+#[derive(Debug, Object, Deserialize)]
+#[oai(example)]
+pub struct RegisterInput {
+    /// 3–32 characters: letters, digits, `_`, `.`, `-`; unique ignoring case.
+    pub username: String,
+    /// A valid address; unique ignoring case.
+    pub email: String,
+    /// 8–128 characters.
+    pub password: String,
+}
+
+impl Example for RegisterInput {
+    fn example() -> Self {
+        Self {
+            username: "nina_keys".into(),
+            email: "nina@example.com".into(),
+            password: "correct horse battery".into(),
+        }
+    }
+}
+
+/// The same fields, as `multipart/form-data`.
+#[derive(Debug, Multipart)]
+pub struct RegisterMultipart {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// A new account, as JSON, an urlencoded form or a multipart form.
+#[derive(Debug, ApiRequest)]
+pub enum RegisterRequest {
+    Json(Json<RegisterInput>),
+    Form(Form<RegisterInput>),
+    Multipart(RegisterMultipart),
+}
+
+impl RegisterRequest {
+    pub fn into_input(self) -> RegisterInput {
+        match self {
+            Self::Json(b) => b.0,
+            Self::Form(b) => b.0,
+            Self::Multipart(m) => RegisterInput {
+                username: m.username,
+                email: m.email,
+                password: m.password,
+            },
+        }
+    }
+}
+
+/// Log in with a username or an email.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct LoginInput {
+    /// Username or email, ignoring case.
+    pub login: String,
+    pub password: String,
+}
+
+impl Example for LoginInput {
+    fn example() -> Self {
+        Self {
+            login: "nina@example.com".into(),
+            password: "correct horse battery".into(),
+        }
+    }
+}
+
+/// OAuth2 "password" grant (RFC 6749 §4.3), as sent by the prototype and by Swagger UI.
+#[derive(Debug, Object, Deserialize)]
+pub struct OAuth2PasswordForm {
+    /// `password` when present.
+    pub grant_type: Option<String>,
+    /// The email (or username).
+    pub username: String,
+    pub password: String,
+    /// Ignored.
+    pub scope: Option<String>,
+    /// Ignored.
+    pub client_id: Option<String>,
+    /// Ignored.
+    pub client_secret: Option<String>,
+}
+
+#[derive(Debug, ApiRequest)]
+pub enum LoginRequest {
+    Json(Json<LoginInput>),
+    Form(Form<OAuth2PasswordForm>),
+}
+
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct RefreshInput {
+    pub refresh_token: String,
+}
+
+impl Example for RefreshInput {
+    fn example() -> Self {
+        Self {
+            refresh_token: "q8m1b0rJc2n6X4yZb0lqk3Yv1uJk8o2dS7nS9Qp2cH4".into(),
+        }
+    }
+}
+
+/// A token pair and the account it belongs to.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct AuthSession {
+    /// Send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Single use: `POST /auth/refresh` answers a new pair.
+    pub refresh_token: String,
+    pub user: Me,
+}
+
+impl Example for AuthSession {
+    fn example() -> Self {
+        Self {
+            access_token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl".into(),
+            token_type: "bearer".into(),
+            expires_in: 900,
+            refresh_token: RefreshInput::example().refresh_token,
+            user: Me::example(),
+        }
+    }
+}
+
+/// Login's envelope. OAuth2 clients such as Swagger UI read `access_token` and `token_type`
+/// at the top level (RFC 6749 §5.1), so form logins get them there too.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct LoginEnvelope {
+    #[oai(flatten)]
+    pub envelope: Envelope<AuthSession>,
+    /// Present for OAuth2 form logins only: the same as `data.access_token`.
+    #[oai(skip_serializing_if_is_none)]
+    pub access_token: Option<String>,
+    /// Present for OAuth2 form logins only: `bearer`.
+    #[oai(skip_serializing_if_is_none)]
+    pub token_type: Option<String>,
+}
+
+impl Example for LoginEnvelope {
+    fn example() -> Self {
+        Self {
+            envelope: Envelope::ok("Logged in.", AuthSession::example()),
+            access_token: None,
+            token_type: None,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum SessionResponse {
+    /// The account was created; you are logged in.
+    #[oai(status = 201)]
+    Created(Json<Envelope<AuthSession>>),
+    /// A new token pair.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<AuthSession>>),
+}
+
+#[derive(ApiResponse)]
+pub enum LoginResponse {
+    /// Logged in.
+    #[oai(status = 200)]
+    Ok(Json<LoginEnvelope>),
+}
+
+#[derive(ApiResponse)]
+pub enum LogoutResponse {
+    /// The session has ended; its tokens no longer work.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<Nothing>>),
+}
+
+error_set!(RegisterErrors: 400, 409, 413, 415, 422, 500, 503);
+error_set!(LoginErrors: 400, 401, 403, 413, 415, 422, 500, 503);
+error_set!(RefreshErrors: 400, 401, 413, 415, 500, 503);
+error_set!(LogoutErrors: 401, 500, 503);
+
+pub struct AuthApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Register
+    ///
+    /// Creates an account and logs it in: answers the user and a token pair.
+    #[oai(
+        path = "/auth/register",
+        method = "post",
+        operation_id = "auth_register"
+    )]
+    async fn register(
+        &self,
+        state: Data<&AppState>,
+        body: RegisterRequest,
+    ) -> Result<SessionResponse, Errors<RegisterErrors>> {
+        Ok(register(&state, body.into_input()).await?)
+    }
+
+    /// Log in
+    ///
+    /// JSON `{login, password}` (login = username or email), or the OAuth2 password form
+    /// (`username`, `password`) used by the prototype and by Swagger UI's "Authorize".
+    #[oai(path = "/auth/login", method = "post", operation_id = "auth_login")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        body: LoginRequest,
+    ) -> Result<LoginResponse, Errors<LoginErrors>> {
+        let (login, password, oauth2) = match body {
+            LoginRequest::Json(b) => (b.0.login, b.0.password, false),
+            LoginRequest::Form(f) => {
+                if let Some(grant) = f.0.grant_type.as_deref()
+                    && grant != "password"
+                {
+                    return Err(ApiError::field(
+                        "grant_type",
+                        "value_error",
+                        "only the `password` grant is supported here",
+                    )
+                    .into());
+                }
+                (f.0.username, f.0.password, true)
+            }
+        };
+        let login_field = if oauth2 { "username" } else { "login" };
+        let mut v = Validator::new();
+        if login.trim().is_empty() {
+            v.push(FieldError::new(login_field, "missing", "login is required"));
+        }
+        if password.is_empty() {
+            v.push(FieldError::new(
+                "password",
+                "missing",
+                "password is required",
+            ));
+        }
+        v.finish()?;
+        let session = login_with_password(&state, &login, &password).await?;
+        let top = oauth2.then(|| session.access_token.clone());
+        Ok(LoginResponse::Ok(Json(LoginEnvelope {
+            envelope: Envelope::ok("Logged in.", session),
+            token_type: top.as_ref().map(|_| "bearer".to_owned()),
+            access_token: top,
+        })))
+    }
+
+    /// Refresh
+    ///
+    /// Uses up a refresh token and answers a new pair. A token used twice revokes its whole
+    /// session (`refresh_token_reused`).
+    #[oai(path = "/auth/refresh", method = "post", operation_id = "auth_refresh")]
+    async fn refresh(
+        &self,
+        state: Data<&AppState>,
+        body: Json<RefreshInput>,
+    ) -> Result<SessionResponse, Errors<RefreshErrors>> {
+        let rotated = sessions::rotate(
+            &state.db,
+            body.0.refresh_token.trim(),
+            state.settings.refresh_token_ttl,
+        )
+        .await?;
+        let user = accounts::find_active(&state.db, rotated.user_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthorized(ErrorCode::InvalidRefreshToken, "The account is gone.")
+            })?;
+        let (access_token, expires_in) =
+            state
+                .tokens
+                .issue(rotated.user_id, rotated.role, rotated.session_id)?;
+        Ok(SessionResponse::Ok(Json(Envelope::ok(
+            "Tokens refreshed.",
+            AuthSession {
+                access_token,
+                token_type: "bearer".into(),
+                expires_in,
+                refresh_token: rotated.refresh_token,
+                user: user.into(),
+            },
+        ))))
+    }
+
+    /// Log out
+    ///
+    /// Ends this session: its access and refresh tokens stop working at once, everywhere.
+    #[oai(path = "/auth/logout", method = "post", operation_id = "auth_logout")]
+    async fn logout(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+    ) -> Result<LogoutResponse, Errors<LogoutErrors>> {
+        let mut conn = state.db.acquire().await?;
+        sessions::revoke(&mut conn, auth.0.session_id, RevokeReason::Logout).await?;
+        Ok(LogoutResponse::Ok(Json(Envelope::ok(
+            "Logged out.",
+            Nothing,
+        ))))
+    }
+}
+
+/// Creates an account and its first session.
+pub async fn register(state: &AppState, input: RegisterInput) -> Result<SessionResponse, ApiError> {
+    let mut v = Validator::new();
+    let username = v.check(Username::parse("username", &input.username));
+    let email = v.check(Email::parse("email", &input.email));
+    let password = v.check(Password::parse("password", &input.password));
+    v.finish()?;
+    let (username, email, password) = (checked(username)?, checked(email)?, checked(password)?);
+
+    let hash = state.passwords.hash(&password).await?;
+    let mut tx = state.db.begin().await?;
+    let user = accounts::insert(&mut tx, &username, &email, &hash, Role::User).await?;
+    let (session_id, refresh_token) =
+        sessions::open(&mut tx, user.id, state.settings.refresh_token_ttl).await?;
+    let (access_token, expires_in) = state.tokens.issue(user.id, user.role, session_id)?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, "account registered");
+    Ok(SessionResponse::Created(Json(Envelope::created(
+        "Account created.",
+        AuthSession {
+            access_token,
+            token_type: "bearer".into(),
+            expires_in,
+            refresh_token,
+            user: user.into(),
+        },
+    ))))
+}
+
+/// Checks a login and a password and opens a session.
+///
+/// An unknown login costs a dummy hash check, so that timing does not tell which accounts
+/// exist; a deactivated account is told so only once its password was right.
+async fn login_with_password(
+    state: &AppState,
+    login: &str,
+    password: &str,
+) -> Result<AuthSession, ApiError> {
+    let wrong = || {
+        ApiError::unauthorized(
+            ErrorCode::InvalidCredentials,
+            "Incorrect login or password.",
+        )
+    };
+    let Some(password) = Password::for_login(password) else {
+        return Err(wrong());
+    };
+    let account = accounts::credentials(&state.db, login).await?;
+    let hash = account.as_ref().and_then(|a| a.password_hash.as_deref());
+    if !state.passwords.verify(&password, hash).await? {
+        return Err(wrong());
+    }
+    let account = account.ok_or_else(wrong)?;
+    if account.deactivated {
+        return Err(ApiError::new(
+            poem::http::StatusCode::FORBIDDEN,
+            ErrorCode::AccountDeactivated,
+            "This account is deactivated.",
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    let (session_id, refresh_token) =
+        sessions::open(&mut tx, account.id, state.settings.refresh_token_ttl).await?;
+    let user = accounts::find_active(&mut *tx, account.id)
+        .await?
+        .ok_or_else(wrong)?;
+    let (access_token, expires_in) = state.tokens.issue(account.id, account.role, session_id)?;
+    tx.commit().await?;
+    Ok(AuthSession {
+        access_token,
+        token_type: "bearer".into(),
+        expires_in,
+        refresh_token,
+        user: user.into(),
+    })
+}

@@ -1,0 +1,132 @@
+//! `/healthz` (the process is alive) and `/readyz` (it can serve: database and, when
+//! configured, Redis reachable).
+
+use std::time::Duration;
+
+use poem::web::Data;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, payload::Json, types::Example};
+
+use super::{ApiTags, responses::Errors};
+use crate::{envelope::Envelope, error::ApiError, error_set, state::AppState};
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum Check {
+    Ok,
+    Down,
+    /// Not configured (Redis without `REDIS_URL`).
+    Disabled,
+}
+
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct Readiness {
+    pub database: Check,
+    pub redis: Check,
+}
+
+impl Example for Readiness {
+    fn example() -> Self {
+        Self {
+            database: Check::Ok,
+            redis: Check::Disabled,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct Liveness {
+    /// The server's version.
+    pub version: String,
+}
+
+impl Example for Liveness {
+    fn example() -> Self {
+        Self {
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum LiveResponse {
+    /// The process is alive.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<Liveness>>),
+}
+
+#[derive(ApiResponse)]
+pub enum ReadyResponse {
+    /// Ready to serve.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<Readiness>>),
+}
+
+error_set!(LiveErrors: 500);
+error_set!(ReadyErrors: 500, 503);
+
+pub struct HealthApi;
+
+#[OpenApi(tag = "ApiTags::Operations")]
+impl HealthApi {
+    /// Liveness
+    #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
+    async fn healthz(&self) -> Result<LiveResponse, Errors<LiveErrors>> {
+        Ok(LiveResponse::Ok(Json(Envelope::ok(
+            "alive",
+            Liveness::example(),
+        ))))
+    }
+
+    /// Readiness
+    ///
+    /// 200 when PostgreSQL and, if configured, Redis answer within 2 s; 503 otherwise.
+    #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
+    async fn readyz(&self, state: Data<&AppState>) -> Result<ReadyResponse, Errors<ReadyErrors>> {
+        let database = check(async {
+            sqlx::query_scalar!("SELECT 1 AS \"one!\"")
+                .fetch_one(&state.db)
+                .await
+                .is_ok()
+        })
+        .await;
+        let redis = match &state.redis {
+            None => Check::Disabled,
+            Some(pool) => {
+                check(async {
+                    match pool.get().await {
+                        Ok(mut conn) => redis_ping(&mut conn).await,
+                        Err(_) => false,
+                    }
+                })
+                .await
+            }
+        };
+        let ready = Readiness { database, redis };
+        if ready.database == Check::Down || ready.redis == Check::Down {
+            return Err(ApiError::unavailable(format!(
+                "Not ready: database {:?}, redis {:?}.",
+                ready.database, ready.redis
+            ))
+            .into());
+        }
+        Ok(ReadyResponse::Ok(Json(Envelope::ok("ready", ready))))
+    }
+}
+
+async fn check(probe: impl Future<Output = bool>) -> Check {
+    match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
+        Ok(true) => Check::Ok,
+        _ => Check::Down,
+    }
+}
+
+async fn redis_ping(conn: &mut deadpool_redis::Connection) -> bool {
+    deadpool_redis::redis::cmd("PING")
+        .query_async::<String>(conn)
+        .await
+        .is_ok()
+}

@@ -1,0 +1,397 @@
+//! `/users/me…` and `/users/{id}`: profiles, password change, deactivation and erasure.
+
+use chrono::{DateTime, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    ApiResponse, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+    types::{Example, MaybeUndefined},
+};
+use uuid::Uuid;
+
+use super::{
+    ApiTags,
+    auth::{RegisterErrors, RegisterRequest, SessionResponse},
+    responses::Errors,
+};
+use crate::{
+    accounts::{self, ProfileChange, UserRow},
+    auth::{AuthUser, Role, sessions, sessions::RevokeReason},
+    domain::{Coordinates, Password, ProfileText, Url, Username, Validator, checked},
+    envelope::{Envelope, FieldError, Nothing},
+    error::ApiError,
+    error_set,
+    state::AppState,
+};
+
+pub const BIO_MAX: usize = 1000;
+pub const CITY_MAX: usize = 100;
+
+/// Your own account, as only you see it.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct Me {
+    pub id: Uuid,
+    pub username: String,
+    pub email: Option<String>,
+    pub role: Role,
+    pub bio: Option<String>,
+    pub photo_url: Option<String>,
+    pub city: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for Me {
+    fn from(u: UserRow) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            role: u.role,
+            bio: u.bio,
+            photo_url: u.photo_url,
+            city: u.city,
+            latitude: u.latitude,
+            longitude: u.longitude,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+impl Example for Me {
+    fn example() -> Self {
+        let at = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_default();
+        Self {
+            id: Uuid::from_u128(0x0190_9c1e_7a4b_7c3d_9e2f_1a2b_3c4d_5e6f),
+            username: "nina_keys".into(),
+            email: Some("nina@example.com".into()),
+            role: Role::User,
+            bio: Some("Jazz pianist, looking for a rhythm section.".into()),
+            photo_url: Some("https://cdn.example.com/u/nina.jpg".into()),
+            city: Some("Lyon".into()),
+            latitude: Some(45.764),
+            longitude: Some(4.8357),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
+/// Another musician's public profile: never the email, nor exact coordinates.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct PublicProfile {
+    pub id: Uuid,
+    pub username: String,
+    pub bio: Option<String>,
+    pub photo_url: Option<String>,
+    pub city: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Example for PublicProfile {
+    fn example() -> Self {
+        let me = Me::example();
+        Self {
+            id: me.id,
+            username: me.username,
+            bio: me.bio,
+            photo_url: me.photo_url,
+            city: me.city,
+            created_at: me.created_at,
+        }
+    }
+}
+
+/// Fields to change; absent fields stay as they are, `null` clears a field.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct UpdateProfile {
+    /// 3–32 characters: letters, digits, `_`, `.`, `-`; unique ignoring case.
+    pub username: Option<String>,
+    /// At most 1,000 characters.
+    pub bio: MaybeUndefined<String>,
+    /// An absolute http(s) URL.
+    pub photo_url: MaybeUndefined<String>,
+    /// At most 100 characters.
+    pub city: MaybeUndefined<String>,
+    /// Degrees, −90 to 90; sent together with `longitude`.
+    pub latitude: MaybeUndefined<f64>,
+    /// Degrees, −180 to 180; sent together with `latitude`.
+    pub longitude: MaybeUndefined<f64>,
+}
+
+impl Example for UpdateProfile {
+    fn example() -> Self {
+        Self {
+            username: None,
+            bio: MaybeUndefined::Value("Bassist, funk and soul.".into()),
+            photo_url: MaybeUndefined::Undefined,
+            city: MaybeUndefined::Value("Nantes".into()),
+            latitude: MaybeUndefined::Value(47.2184),
+            longitude: MaybeUndefined::Value(-1.5536),
+        }
+    }
+}
+
+/// A password change.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct ChangePassword {
+    pub current_password: String,
+    /// 8–128 characters.
+    pub new_password: String,
+}
+
+impl Example for ChangePassword {
+    fn example() -> Self {
+        Self {
+            current_password: "old correct horse".into(),
+            new_password: "new battery staple".into(),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum MeResponse {
+    /// Your profile.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<Me>>),
+}
+
+#[derive(ApiResponse)]
+pub enum PublicProfileResponse {
+    /// The musician's public profile.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<PublicProfile>>),
+}
+
+#[derive(ApiResponse)]
+pub enum DoneResponse {
+    /// Done; `data` is `null`.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<Nothing>>),
+}
+
+error_set!(ReadErrors: 401, 500, 503);
+error_set!(LookupErrors: 400, 401, 404, 500, 503);
+error_set!(WriteErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503);
+error_set!(PasswordErrors: 400, 401, 413, 415, 422, 500, 503);
+
+pub struct UsersApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Register (prototype path)
+    ///
+    /// Same as `POST /auth/register`, kept for the first mobile prototype. Accepts JSON,
+    /// `multipart/form-data` or `application/x-www-form-urlencoded`.
+    #[oai(
+        path = "/users/register",
+        method = "post",
+        operation_id = "users_register"
+    )]
+    async fn register(
+        &self,
+        state: Data<&AppState>,
+        body: RegisterRequest,
+    ) -> Result<SessionResponse, Errors<RegisterErrors>> {
+        Ok(super::auth::register(&state, body.into_input()).await?)
+    }
+
+    /// My profile
+    #[oai(path = "/users/me", method = "get", operation_id = "users_me_get")]
+    async fn me(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+    ) -> Result<MeResponse, Errors<ReadErrors>> {
+        let user = accounts::find_active(&state.db, auth.0.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("User"))?;
+        Ok(MeResponse::Ok(Json(Envelope::ok(
+            "Your profile.",
+            user.into(),
+        ))))
+    }
+
+    /// Update my profile
+    #[oai(path = "/users/me", method = "patch", operation_id = "users_me_update")]
+    async fn update_me(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+        body: Json<UpdateProfile>,
+    ) -> Result<MeResponse, Errors<WriteErrors>> {
+        let change = parse_profile_change(body.0)?;
+        let user = accounts::update_profile(&state.db, auth.0.id, &change).await?;
+        Ok(MeResponse::Ok(Json(Envelope::ok(
+            "Profile updated.",
+            user.into(),
+        ))))
+    }
+
+    /// Deactivate or erase my account
+    ///
+    /// Deactivates the account and ends every session. With `erase=true`, personal data
+    /// (username, email, password, bio, photo, place) is also erased for good; what you
+    /// wrote in shared places stays, under an anonymous name.
+    #[oai(
+        path = "/users/me",
+        method = "delete",
+        operation_id = "users_me_delete"
+    )]
+    async fn delete_me(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+        /// Erase personal data instead of only deactivating.
+        #[oai(default)]
+        erase: Query<bool>,
+    ) -> Result<DoneResponse, Errors<LookupErrors>> {
+        let mut tx = state.db.begin().await?;
+        accounts::deactivate(&mut tx, auth.0.id).await?;
+        if erase.0 {
+            accounts::erase(&mut tx, auth.0.id).await?;
+        }
+        sessions::revoke_all(&mut tx, auth.0.id, None, RevokeReason::Deactivated).await?;
+        tx.commit().await?;
+        let message = if erase.0 {
+            "Account deactivated and personal data erased."
+        } else {
+            "Account deactivated."
+        };
+        Ok(DoneResponse::Ok(Json(Envelope::ok(message, Nothing))))
+    }
+
+    /// Change my password
+    ///
+    /// Requires the current password. Every other session ends; this one stays.
+    #[oai(
+        path = "/users/me/password",
+        method = "put",
+        operation_id = "users_me_password"
+    )]
+    async fn change_password(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+        body: Json<ChangePassword>,
+    ) -> Result<DoneResponse, Errors<PasswordErrors>> {
+        let mut v = Validator::new();
+        let new = v.check(Password::parse("new_password", &body.new_password));
+        v.finish()?;
+        let new = checked(new)?;
+        let current = Password::for_login(&body.current_password);
+        let stored = accounts::password_hash(&state.db, auth.0.id).await?;
+        let ok = match &current {
+            Some(current) => state.passwords.verify(current, stored.as_deref()).await?,
+            None => false,
+        };
+        if !ok {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "current_password",
+                "invalid",
+                "the current password is incorrect",
+            )])
+            .into());
+        }
+        let hash = state.passwords.hash(&new).await?;
+        let mut tx = state.db.begin().await?;
+        accounts::set_password(&mut tx, auth.0.id, &hash).await?;
+        sessions::revoke_all(
+            &mut tx,
+            auth.0.id,
+            Some(auth.0.session_id),
+            RevokeReason::PasswordChange,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(DoneResponse::Ok(Json(Envelope::ok(
+            "Password changed; your other sessions have ended.",
+            Nothing,
+        ))))
+    }
+
+    /// A musician's public profile
+    #[oai(path = "/users/:id", method = "get", operation_id = "users_get")]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        _auth: AuthUser,
+        id: Path<Uuid>,
+    ) -> Result<PublicProfileResponse, Errors<LookupErrors>> {
+        let u = accounts::find_active(&state.db, id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("User"))?;
+        Ok(PublicProfileResponse::Ok(Json(Envelope::ok(
+            "Profile.",
+            PublicProfile {
+                id: u.id,
+                username: u.username,
+                bio: u.bio,
+                photo_url: u.photo_url,
+                city: u.city,
+                created_at: u.created_at,
+            },
+        ))))
+    }
+}
+
+/// Checks every field of a profile change, reporting all bad fields at once.
+fn parse_profile_change(body: UpdateProfile) -> Result<ProfileChange, ApiError> {
+    /// `None`: leave alone; `Some(None)`: clear; a bad value is recorded by the validator.
+    fn text(
+        v: &mut Validator,
+        value: MaybeUndefined<String>,
+        parse: impl Fn(&str) -> Result<Option<String>, FieldError>,
+    ) -> Option<Option<String>> {
+        match value {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(s) => v.check(parse(&s)),
+        }
+    }
+
+    let mut v = Validator::new();
+    let username = body
+        .username
+        .and_then(|u| v.check(Username::parse("username", &u)));
+    let bio = text(&mut v, body.bio, |s| ProfileText::parse("bio", s, BIO_MAX));
+    let photo_url = text(&mut v, body.photo_url, |s| Url::parse("photo_url", s));
+    let city = text(&mut v, body.city, |s| {
+        ProfileText::parse("city", s, CITY_MAX)
+    });
+    let coordinates = match (body.latitude, body.longitude) {
+        (MaybeUndefined::Undefined, MaybeUndefined::Undefined) => None,
+        (MaybeUndefined::Null, MaybeUndefined::Null) => Some(None),
+        (lat, lon) => match Coordinates::parse(
+            "latitude",
+            "longitude",
+            lat.value().copied(),
+            lon.value().copied(),
+        ) {
+            Ok(Some(c)) => Some(Some((c.latitude, c.longitude))),
+            Ok(None) => None,
+            Err(errors) => {
+                errors.into_iter().for_each(|e| v.push(e));
+                None
+            }
+        },
+    };
+    v.finish()?;
+    Ok(ProfileChange {
+        username,
+        bio,
+        photo_url,
+        city,
+        coordinates,
+    })
+}

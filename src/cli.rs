@@ -1,0 +1,132 @@
+//! Command line: `tunelink` (serve), `tunelink openapi`, `tunelink create-admin`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::{
+    accounts,
+    auth::{PasswordHasher, Role},
+    config::Settings,
+    db,
+    domain::{Email, Password, Username, Validator, checked},
+    startup::{Application, shutdown_signal},
+    telemetry,
+};
+
+#[derive(Parser)]
+#[command(name = "tunelink", version, about = "TuneLink server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Print the OpenAPI document (JSON) without starting the server or touching a database.
+    Openapi,
+    /// Create an administrator, or promote an existing account (matched by username or email).
+    CreateAdmin {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Used only when the account is created.
+        #[arg(long, env = "TUNELINK_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", crate::api::spec_json());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let settings = Settings::from_env()?;
+        telemetry::init(settings.log_format);
+        match cli.command {
+            None | Some(Command::Serve) => serve(settings).await,
+            Some(Command::CreateAdmin {
+                username,
+                email,
+                password,
+            }) => create_admin(settings, &username, &email, &password).await,
+            Some(Command::Openapi) => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    tracing::info!(env = ?settings.app_env, redis = settings.redis_url.is_some(), "starting");
+    let app = Application::build(settings).await?;
+    app.run_until(shutdown_signal()).await
+}
+
+async fn create_admin(
+    settings: Settings,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    let pool = db::connect_and_migrate(&settings).await?;
+    let fail = |e: crate::error::ApiError| anyhow::anyhow!("{}", describe(&e));
+    for login in [username, email] {
+        if let Some(id) = accounts::promote(&pool, login).await.map_err(fail)? {
+            println!("promoted existing account {id} ({login}) to admin");
+            return Ok(());
+        }
+    }
+    let mut v = Validator::new();
+    let username = v.check(Username::parse("username", username));
+    let email = v.check(Email::parse("email", email));
+    let password = v.check(Password::parse("password", password));
+    v.finish().map_err(fail)?;
+    let (username, email, password) = (
+        checked(username).map_err(fail)?,
+        checked(email).map_err(fail)?,
+        checked(password).map_err(fail)?,
+    );
+    let hasher = PasswordHasher::new(1)?;
+    let hash = hasher.hash(&password).await.map_err(fail)?;
+    let mut conn = pool.acquire().await.context("no database connection")?;
+    let user = accounts::insert(&mut conn, &username, &email, &hash, Role::Admin)
+        .await
+        .map_err(fail)?;
+    println!("created admin {} ({})", user.id, user.username);
+    Ok(())
+}
+
+fn describe(err: &crate::error::ApiError) -> String {
+    if err.fields.is_empty() {
+        err.message.clone()
+    } else {
+        err.fields
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}

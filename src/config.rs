@@ -1,0 +1,265 @@
+//! Typed configuration, read from environment variables (and `.env` when present).
+//!
+//! Every variable has a development default so that `cargo run` works on a laptop with a
+//! local PostgreSQL and nothing else. `APP_ENV=production` turns the defaults that are only
+//! safe on a laptop (the `hetic` JWT secret) into start-up errors.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+/// The JWT secret of the original project, for development only.
+pub const DEVELOPMENT_JWT_SECRET: &str = "hetic";
+/// Shortest JWT secret accepted in production (HS256 wants at least 256 bits).
+pub const MIN_PRODUCTION_SECRET_LEN: usize = 32;
+
+/// A value that must never appear in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Test,
+    Production,
+}
+
+impl FromStr for AppEnv {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "development" | "dev" | "local" => Ok(Self::Development),
+            "test" => Ok(Self::Test),
+            "production" | "prod" => Ok(Self::Production),
+            other => Err(format!(
+                "unknown APP_ENV `{other}` (expected development, test or production)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "pretty" | "text" => Ok(Self::Pretty),
+            "json" => Ok(Self::Json),
+            other => Err(format!(
+                "unknown LOG_FORMAT `{other}` (expected pretty or json)"
+            )),
+        }
+    }
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub app_env: AppEnv,
+    /// Address the HTTP server binds (`BIND_ADDR`); port 0 picks a free one.
+    pub bind_addr: String,
+    /// PostgreSQL URL (`DATABASE_URL`); may contain a password.
+    pub database_url: Secret,
+    pub database_max_connections: u32,
+    /// How long a request waits for a database connection before failing with 503.
+    pub database_acquire_timeout: Duration,
+    /// Redis URL (`REDIS_URL`); `None` runs a single instance with in-process fan-out.
+    pub redis_url: Option<Secret>,
+    pub jwt_secret: Secret,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// How many password hashes may run at once (each takes ~19 MiB and a core for ~20 ms).
+    pub password_hash_concurrency: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Reads the configuration from the environment and checks it.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let app_env: AppEnv = parse("APP_ENV", "development")?;
+        let settings = Self {
+            app_env,
+            bind_addr: var("BIND_ADDR").unwrap_or_else(|| "0.0.0.0:8080".into()),
+            database_url: Secret::new(
+                var("DATABASE_URL")
+                    .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/tunelink".into()),
+            ),
+            database_max_connections: parse("DATABASE_MAX_CONNECTIONS", "20")?,
+            database_acquire_timeout: Duration::from_millis(parse(
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                "3000",
+            )?),
+            redis_url: var("REDIS_URL").map(Secret::new),
+            jwt_secret: Secret::new(
+                std::env::var("JWT_SECRET").unwrap_or_else(|_| DEVELOPMENT_JWT_SECRET.into()),
+            ),
+            access_token_ttl: Duration::from_secs(parse("ACCESS_TOKEN_TTL_SECS", "900")?),
+            refresh_token_ttl: Duration::from_secs(parse("REFRESH_TOKEN_TTL_SECS", "2592000")?),
+            password_hash_concurrency: parse(
+                "PASSWORD_HASH_CONCURRENCY",
+                &default_hash_concurrency().to_string(),
+            )?,
+            max_body_bytes: parse("MAX_BODY_BYTES", "1048576")?,
+            log_format: parse(
+                "LOG_FORMAT",
+                if app_env == AppEnv::Production {
+                    "json"
+                } else {
+                    "pretty"
+                },
+            )?,
+            shutdown_grace: Duration::from_secs(parse("SHUTDOWN_GRACE_SECS", "10")?),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Refuses settings that are unsafe or unusable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let secret = self.jwt_secret.expose();
+        if self.app_env == AppEnv::Production {
+            let reason = if secret.is_empty() {
+                Some("must be set in production".to_owned())
+            } else if secret == DEVELOPMENT_JWT_SECRET {
+                Some("the development secret `hetic` is refused in production".to_owned())
+            } else if secret.len() < MIN_PRODUCTION_SECRET_LEN {
+                Some(format!(
+                    "must be at least {MIN_PRODUCTION_SECRET_LEN} bytes in production"
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(ConfigError::Invalid {
+                    name: "JWT_SECRET",
+                    reason,
+                });
+            }
+        } else if secret.is_empty() {
+            return Err(invalid("JWT_SECRET", "must not be empty"));
+        }
+        if self.access_token_ttl.is_zero() {
+            return Err(invalid("ACCESS_TOKEN_TTL_SECS", "must be positive"));
+        }
+        if self.refresh_token_ttl <= self.access_token_ttl {
+            return Err(invalid(
+                "REFRESH_TOKEN_TTL_SECS",
+                "must be longer than ACCESS_TOKEN_TTL_SECS",
+            ));
+        }
+        if self.password_hash_concurrency == 0 {
+            return Err(invalid("PASSWORD_HASH_CONCURRENCY", "must be at least 1"));
+        }
+        if self.database_max_connections == 0 {
+            return Err(invalid("DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn invalid(name: &'static str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        reason: reason.to_owned(),
+    }
+}
+
+/// A set, non-empty variable.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse<T: FromStr>(name: &'static str, default: &str) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    let raw = var(name).unwrap_or_else(|| default.to_owned());
+    raw.trim()
+        .parse()
+        .map_err(|err: T::Err| ConfigError::Invalid {
+            name,
+            reason: format!("`{raw}` is not valid: {err}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn production(secret: &str) -> Settings {
+        Settings {
+            app_env: AppEnv::Production,
+            bind_addr: "127.0.0.1:0".into(),
+            database_url: Secret::new("postgres://localhost/x"),
+            database_max_connections: 5,
+            database_acquire_timeout: Duration::from_secs(1),
+            redis_url: None,
+            jwt_secret: Secret::new(secret),
+            access_token_ttl: Duration::from_secs(60),
+            refresh_token_ttl: Duration::from_secs(3600),
+            password_hash_concurrency: 1,
+            max_body_bytes: 1024,
+            log_format: LogFormat::Json,
+            shutdown_grace: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn production_refuses_weak_secrets() {
+        for weak in ["", "hetic", "short-secret"] {
+            let err = production(weak).validate().expect_err(weak);
+            assert!(err.to_string().starts_with("JWT_SECRET"), "{err}");
+        }
+        production("a-long-enough-secret-for-production-use")
+            .validate()
+            .expect("a 39-byte secret is accepted");
+    }
+
+    #[test]
+    fn development_accepts_the_development_secret() {
+        let mut s = production("hetic");
+        s.app_env = AppEnv::Development;
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn secrets_are_hidden_from_debug() {
+        let s = production("super-secret-value-that-is-long-enough");
+        assert!(!format!("{s:?}").contains("super-secret"));
+    }
+}

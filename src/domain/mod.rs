@@ -1,0 +1,52 @@
+//! Domain types that parse user input at the edge: once built, they are valid.
+
+mod account;
+mod profile;
+
+pub use account::{Email, Password, Username};
+pub use profile::{Coordinates, ProfileText, Url};
+
+use crate::{envelope::FieldError, error::ApiError};
+
+/// Collects field errors while parsing a request, so that every bad field is reported at once.
+#[derive(Default)]
+pub struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keeps the value if it parsed, remembers the error otherwise.
+    pub fn check<T>(&mut self, result: Result<T, FieldError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(err) => {
+                self.errors.push(err);
+                None
+            }
+        }
+    }
+
+    pub fn push(&mut self, err: FieldError) {
+        self.errors.push(err);
+    }
+
+    /// `Ok(())` when nothing was wrong, otherwise a 422 listing every bad field.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.errors))
+        }
+    }
+}
+
+/// Unwraps the values a [`Validator`] checked, after `finish()` said they are all present.
+///
+/// Returns a 500-class error rather than panicking if a caller forgot to check.
+pub fn checked<T>(value: Option<T>) -> Result<T, ApiError> {
+    value.ok_or_else(|| ApiError::internal(anyhow::anyhow!("validated value missing")))
+}

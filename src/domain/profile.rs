@@ -1,0 +1,148 @@
+//! Profile fields: free text, URLs and coordinates.
+
+use crate::envelope::FieldError;
+
+/// Free text with a maximum length, trimmed; empty means "none".
+pub struct ProfileText;
+
+impl ProfileText {
+    pub fn parse(field: &str, raw: &str, max: usize) -> Result<Option<String>, FieldError> {
+        let value = raw.trim();
+        if value.chars().count() > max {
+            return Err(FieldError::new(
+                field,
+                "too_long",
+                format!("{field} must be at most {max} characters"),
+            ));
+        }
+        if value.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(FieldError::new(
+                field,
+                "invalid_format",
+                format!("{field} must not contain control characters"),
+            ));
+        }
+        Ok((!value.is_empty()).then(|| value.to_owned()))
+    }
+}
+
+/// An absolute `http` or `https` URL of at most 2,048 characters.
+pub struct Url;
+
+impl Url {
+    pub const MAX: usize = 2048;
+
+    pub fn parse(field: &str, raw: &str) -> Result<Option<String>, FieldError> {
+        let value = raw.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        if value.len() > Self::MAX {
+            return Err(FieldError::new(
+                field,
+                "too_long",
+                format!("{field} must be at most {} characters", Self::MAX),
+            ));
+        }
+        let rest = value
+            .strip_prefix("https://")
+            .or_else(|| value.strip_prefix("http://"));
+        let host_ok = rest.is_some_and(|r| {
+            let host = r.split(['/', '?', '#']).next().unwrap_or_default();
+            !host.is_empty()
+        });
+        if !host_ok || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(FieldError::new(
+                field,
+                "invalid_format",
+                format!("{field} must be an absolute http(s) URL"),
+            ));
+        }
+        Ok(Some(value.to_owned()))
+    }
+}
+
+/// A point on Earth: latitude in [-90, 90], longitude in [-180, 180].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Coordinates {
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+impl Coordinates {
+    /// Both or neither: a latitude without a longitude is not a place.
+    pub fn parse(
+        lat_field: &str,
+        lon_field: &str,
+        latitude: Option<f64>,
+        longitude: Option<f64>,
+    ) -> Result<Option<Self>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let check = |field: &str, value: f64, bound: f64, errors: &mut Vec<FieldError>| {
+            if !value.is_finite() || value.abs() > bound {
+                errors.push(FieldError::new(
+                    field,
+                    "out_of_range",
+                    format!("{field} must be between -{bound} and {bound}"),
+                ));
+            }
+        };
+        match (latitude, longitude) {
+            (None, None) => return Ok(None),
+            (Some(lat), Some(lon)) => {
+                check(lat_field, lat, 90.0, &mut errors);
+                check(lon_field, lon, 180.0, &mut errors);
+            }
+            (Some(_), None) => errors.push(FieldError::new(
+                lon_field,
+                "missing",
+                format!("{lon_field} is required with {lat_field}"),
+            )),
+            (None, Some(_)) => errors.push(FieldError::new(
+                lat_field,
+                "missing",
+                format!("{lat_field} is required with {lon_field}"),
+            )),
+        }
+        if errors.is_empty() {
+            Ok(latitude.zip(longitude).map(|(latitude, longitude)| Self {
+                latitude,
+                longitude,
+            }))
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            Url::parse("p", "https://cdn.example.com/a.png"),
+            Ok(Some("https://cdn.example.com/a.png".into()))
+        );
+        assert_eq!(Url::parse("p", "  "), Ok(None));
+        for bad in ["ftp://x", "https://", "javascript:alert(1)", "https://a b"] {
+            assert!(Url::parse("p", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn coordinates() {
+        assert_eq!(Coordinates::parse("lat", "lon", None, None), Ok(None));
+        assert!(Coordinates::parse("lat", "lon", Some(48.85), Some(2.35)).is_ok());
+        assert_eq!(
+            Coordinates::parse("lat", "lon", Some(91.0), Some(0.0)).map_err(|e| e.len()),
+            Err(1)
+        );
+        assert_eq!(
+            Coordinates::parse("lat", "lon", Some(1.0), None).map_err(|e| e[0].field.clone()),
+            Err("lon".into())
+        );
+        assert!(Coordinates::parse("lat", "lon", Some(f64::NAN), Some(0.0)).is_err());
+    }
+}

@@ -1,0 +1,292 @@
+//! The one error type of the API, its stable codes, and how errors become envelopes.
+//!
+//! Handlers return `Result<_, ApiError>`-like values; every error answer, including the ones
+//! poem and poem-openapi produce themselves (bad JSON, unknown route, missing token), leaves
+//! the server as an [`ErrorEnvelope`]. Internal causes are logged, never sent.
+
+use std::fmt;
+
+use poem::{Response, http::StatusCode};
+use poem_openapi::Enum;
+
+use crate::envelope::{ErrorEnvelope, FieldError, Nothing, Status};
+
+/// Stable, machine-readable reasons. Clients may rely on these strings; add, never rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body or a parameter could not be parsed (bad JSON, wrong type).
+    MalformedRequest,
+    /// One or more fields are invalid; see `errors`.
+    ValidationFailed,
+    /// No credentials were sent.
+    Unauthenticated,
+    /// Wrong login or password.
+    InvalidCredentials,
+    /// The access token is malformed, tampered with or signed with another key.
+    InvalidToken,
+    /// The access token has expired: refresh it.
+    TokenExpired,
+    /// The session was ended (logout, password change, deactivation, token reuse).
+    SessionRevoked,
+    /// The refresh token is unknown or expired.
+    InvalidRefreshToken,
+    /// A refresh token was used twice; its whole session was revoked.
+    RefreshTokenReused,
+    /// The account is deactivated.
+    AccountDeactivated,
+    /// The caller is authenticated but not allowed to do this.
+    Forbidden,
+    /// The resource does not exist (or the caller may not see it).
+    NotFound,
+    /// No route matches the path.
+    RouteNotFound,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// The username is already taken (ignoring case).
+    UsernameTaken,
+    /// The email is already registered (ignoring case).
+    EmailTaken,
+    /// The request conflicts with the current state.
+    Conflict,
+    /// The body is larger than the server accepts.
+    PayloadTooLarge,
+    /// The `Content-Type` is not one this operation accepts.
+    UnsupportedMediaType,
+    /// Too many requests: wait for `Retry-After` seconds.
+    RateLimited,
+    /// A dependency (database, Redis) is unavailable or the server is overloaded: retry later.
+    ServiceUnavailable,
+    /// An unexpected error; it was logged with the request id.
+    InternalError,
+}
+
+/// An error that will be answered to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+    pub fields: Vec<FieldError>,
+    /// Seconds a client should wait before retrying (429, 503).
+    pub retry_after: Option<u64>,
+    /// The internal cause, logged and never sent.
+    source: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            fields: Vec::new(),
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    pub fn validation(fields: Vec<FieldError>) -> Self {
+        let mut err = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ValidationFailed,
+            "The request has invalid fields.",
+        );
+        err.fields = fields;
+        err
+    }
+
+    pub fn field(field: &str, kind: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, kind, message)])
+    }
+
+    pub fn unauthorized(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("{what} not found."),
+        )
+    }
+
+    pub fn conflict(code: ErrorCode, field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut err = Self::new(StatusCode::CONFLICT, code, message.clone());
+        err.fields = vec![FieldError::new(field, "taken", message)];
+        err
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::ServiceUnavailable,
+            message,
+        );
+        err.retry_after = Some(1);
+        err
+    }
+
+    /// An unexpected failure: the cause is logged, the client sees a generic message.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        let mut err = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            "An unexpected error occurred; it has been logged.",
+        );
+        err.source = Some(cause.into());
+        err
+    }
+
+    pub fn into_envelope(self) -> ErrorEnvelope {
+        ErrorEnvelope {
+            status: Status::Error,
+            code: self.status.as_u16(),
+            error_code: self.code,
+            message: self.message,
+            data: Nothing,
+            errors: (!self.fields.is_empty()).then_some(self.fields),
+        }
+    }
+
+    /// Logs what must be logged and builds the HTTP answer.
+    pub fn to_response(&self) -> Response {
+        if let Some(cause) = &self.source {
+            tracing::error!(error = ?cause, code = ?self.code, "request failed");
+        } else if self.status.is_server_error() {
+            tracing::warn!(code = ?self.code, message = %self.message, "request failed");
+        }
+        let body = ErrorEnvelope {
+            status: Status::Error,
+            code: self.status.as_u16(),
+            error_code: self.code,
+            message: self.message.clone(),
+            data: Nothing,
+            errors: (!self.fields.is_empty()).then(|| self.fields.clone()),
+        };
+        let json = poem_openapi::types::ToJSON::to_json(&body).unwrap_or_default();
+        let mut resp = Response::builder()
+            .status(self.status)
+            .content_type("application/json; charset=utf-8")
+            .body(json.to_string());
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(
+                poem::http::header::RETRY_AFTER,
+                poem::http::HeaderValue::from(secs),
+            );
+        }
+        resp
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn as_response(&self) -> Response {
+        self.to_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            // The pool could not hand out a connection in time: the database is down or
+            // saturated. Fail fast and let the client retry.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Self::unavailable("The database is unavailable; please retry shortly.")
+            }
+            _ => Self::internal(err),
+        }
+    }
+}
+
+impl From<deadpool_redis::PoolError> for ApiError {
+    fn from(err: deadpool_redis::PoolError) -> Self {
+        tracing::warn!(error = %err, "redis unavailable");
+        Self::unavailable("A backing service is unavailable; please retry shortly.")
+    }
+}
+
+/// Turns a unique-constraint violation into a clear 409, by constraint name.
+///
+/// `constraints` maps a constraint (or unique index) name to the field and error code it
+/// stands for. Any other database error stays an internal one.
+pub fn map_unique_violation(
+    err: sqlx::Error,
+    constraints: &[(&str, &str, ErrorCode, &str)],
+) -> ApiError {
+    if let sqlx::Error::Database(db) = &err
+        && db.is_unique_violation()
+        && let Some(name) = db.constraint()
+        && let Some((_, field, code, message)) = constraints.iter().find(|c| c.0 == name)
+    {
+        return ApiError::conflict(*code, field, *message);
+    }
+    ApiError::from(err)
+}
+
+/// Builds the envelope for an error that poem or poem-openapi raised on its own (parse
+/// failures, unknown routes, a failed security check), or passes ours through.
+pub fn error_to_response(err: poem::Error) -> Response {
+    if let Some(api) = err.downcast_ref::<ApiError>() {
+        return api.to_response();
+    }
+    let status = err.status();
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => (ErrorCode::RouteNotFound, "No such route.".to_owned()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            ErrorCode::MethodNotAllowed,
+            "This method is not allowed on this route.".to_owned(),
+        ),
+        StatusCode::UNAUTHORIZED => (
+            ErrorCode::Unauthenticated,
+            "Authentication required: send `Authorization: Bearer <access token>`.".to_owned(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            ErrorCode::PayloadTooLarge,
+            "The request body is too large.".to_owned(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            ErrorCode::UnsupportedMediaType,
+            format!("Unsupported content type: {err}."),
+        ),
+        StatusCode::TOO_MANY_REQUESTS => (ErrorCode::RateLimited, "Too many requests.".to_owned()),
+        s if s.is_client_error() => (ErrorCode::MalformedRequest, describe_parse_error(&err)),
+        _ => {
+            tracing::error!(error = %err, status = %status, "unhandled error");
+            return ApiError::internal(anyhow::anyhow!("{err}")).to_response();
+        }
+    };
+    ApiError::new(status, code, message).to_response()
+}
+
+/// poem-openapi's parse errors are precise but terse; make them read as sentences.
+fn describe_parse_error(err: &poem::Error) -> String {
+    let text = err.to_string();
+    if text.is_empty() {
+        "The request could not be understood.".to_owned()
+    } else {
+        let mut text = text.replacen("parse request payload error: ", "Invalid body: ", 1);
+        if !text.ends_with('.') {
+            text.push('.');
+        }
+        text
+    }
+}

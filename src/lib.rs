@@ -1,0 +1,17 @@
+//! TuneLink: a real-time, chat-first backend where musicians find each other and play
+//! together. The binary (`src/main.rs`) is a thin shell over this library, so that tests
+//! start the real application.
+
+pub mod accounts;
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod envelope;
+pub mod error;
+pub mod http;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,117 @@
+//! Building and running the application, in a way tests can drive: bind first (port 0 picks
+//! a free port), read `port()`, then run until a shutdown signal.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use poem::{
+    EndpointExt, Route, Server,
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+    middleware::CatchPanic,
+};
+
+use crate::{api, config::Settings, db, error::ApiError, http, state::AppState};
+
+pub struct Application {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to PostgreSQL (and Redis when configured), migrates, and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = db::connect_and_migrate(&settings).await?;
+        let redis = match &settings.redis_url {
+            Some(url) => Some(
+                deadpool_redis::Config::from_url(url.expose())
+                    .builder()
+                    .context("REDIS_URL is not valid")?
+                    .max_size(16)
+                    .wait_timeout(Some(Duration::from_secs(2)))
+                    .create_timeout(Some(Duration::from_secs(2)))
+                    .runtime(deadpool_redis::Runtime::Tokio1)
+                    .build()
+                    .context("cannot build the Redis pool")?,
+            ),
+            None => None,
+        };
+        let acceptor = TcpListener::bind(settings.bind_addr.clone())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("cannot bind {}", settings.bind_addr))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .context("the listener has no socket address")?;
+        let state = AppState::new(settings, db, redis)?;
+        Ok(Self {
+            acceptor,
+            addr,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let grace = self.state.settings.shutdown_grace;
+        tracing::info!(addr = %self.addr, "TuneLink listening");
+        let app = routes(self.state);
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app, shutdown, Some(grace))
+            .await
+            .context("server error")
+    }
+}
+
+/// Every route, with the middleware stack.
+pub fn routes(state: AppState) -> impl poem::Endpoint {
+    let service = api::service();
+    let max_body = state.settings.max_body_bytes;
+    Route::new()
+        .nest("/docs", service.swagger_ui())
+        .at("/openapi.json", service.spec_endpoint())
+        .nest("/", service)
+        .with(http::LimitBody(max_body))
+        .data(state)
+        .with(CatchPanic::new().with_handler(|_| {
+            ApiError::internal(anyhow::anyhow!("a handler panicked")).to_response()
+        }))
+        .around(http::around)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}
