@@ -215,3 +215,21 @@ pub async fn promote(db: impl PgExecutor<'_>, login: &str) -> Result<Option<Uuid
     .fetch_optional(db)
     .await?)
 }
+
+/// Sets the role of an active account; `None` if there is no such account.
+pub async fn set_role(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    role: Role,
+) -> Result<Option<(Uuid, String, Role)>, ApiError> {
+    let row = sqlx::query!(
+        r#"UPDATE users SET role = $2, updated_at = now()
+           WHERE id = $1 AND deactivated_at IS NULL
+           RETURNING id, username, role AS "role: Role""#,
+        id,
+        role as Role,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| (r.id, r.username, r.role)))
+}

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     accounts::{self, ProfileChange, UserRow},
-    auth::{AuthUser, Role, sessions, sessions::RevokeReason},
+    auth::{AdminUser, AuthUser, Role, sessions, sessions::RevokeReason},
     domain::{Coordinates, Password, ProfileText, Url, Username, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},
     error::ApiError,
@@ -159,6 +159,46 @@ impl Example for ChangePassword {
     }
 }
 
+/// A new role for an account.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct SetRole {
+    pub role: Role,
+}
+
+impl Example for SetRole {
+    fn example() -> Self {
+        Self { role: Role::Admin }
+    }
+}
+
+/// An account's role after a change.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct RoleView {
+    pub id: Uuid,
+    pub username: String,
+    pub role: Role,
+}
+
+impl Example for RoleView {
+    fn example() -> Self {
+        let me = Me::example();
+        Self {
+            id: me.id,
+            username: me.username,
+            role: Role::Admin,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum RoleResponse {
+    /// The role was set; it applies at once to the account's live sessions.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<RoleView>>),
+}
+
 #[derive(ApiResponse)]
 pub enum MeResponse {
     /// Your profile.
@@ -183,6 +223,7 @@ pub enum DoneResponse {
 error_set!(ReadErrors: 401, 500, 503);
 error_set!(LookupErrors: 400, 401, 404, 500, 503);
 error_set!(WriteErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503);
+error_set!(AdminWriteErrors: 400, 401, 403, 404, 413, 415, 422, 500, 503);
 error_set!(PasswordErrors: 400, 401, 413, 415, 422, 500, 503);
 
 pub struct UsersApi;
@@ -341,6 +382,40 @@ impl UsersApi {
                 city: u.city,
                 created_at: u.created_at,
             },
+        ))))
+    }
+
+    /// Set an account's role (admin)
+    ///
+    /// Promotes or demotes an account. Administrators cannot demote themselves, so that
+    /// there is always one left.
+    #[oai(
+        path = "/users/:id/role",
+        method = "put",
+        operation_id = "users_set_role"
+    )]
+    async fn set_role(
+        &self,
+        state: Data<&AppState>,
+        admin: AdminUser,
+        id: Path<Uuid>,
+        body: Json<SetRole>,
+    ) -> Result<RoleResponse, Errors<AdminWriteErrors>> {
+        if id.0 == admin.0.id && body.0.role != Role::Admin {
+            return Err(ApiError::field(
+                "role",
+                "value_error",
+                "administrators cannot demote themselves",
+            )
+            .into());
+        }
+        let (id, username, role) = accounts::set_role(&state.db, id.0, body.0.role)
+            .await?
+            .ok_or_else(|| ApiError::not_found("User"))?;
+        tracing::info!(admin = %admin.0.id, user = %id, ?role, "role changed");
+        Ok(RoleResponse::Ok(Json(Envelope::ok(
+            "Role updated.",
+            RoleView { id, username, role },
         ))))
     }
 }

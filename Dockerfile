@@ -1,0 +1,20 @@
+# TuneLink server image: build in a full Rust image, run in a slim Debian.
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+# The checked SQL macros read the committed `.sqlx/` data: no database at build time.
+ENV SQLX_OFFLINE=true
+COPY . .
+RUN cargo build --release --locked --bin tunelink \
+ && cp target/release/tunelink /usr/local/bin/tunelink
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 tunelink
+COPY --from=build /usr/local/bin/tunelink /usr/local/bin/tunelink
+USER tunelink
+ENV BIND_ADDR=0.0.0.0:8080 APP_ENV=production
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+ENTRYPOINT ["/usr/local/bin/tunelink"]

@@ -1,0 +1,92 @@
+//! Every answer is in the envelope, including errors raised by the framework itself.
+
+use reqwest::Method;
+
+use crate::helpers::{spawn_app, spawn_with};
+
+#[tokio::test]
+async fn framework_errors_come_in_the_envelope() {
+    let app = spawn_app().await;
+    app.get("/api/v1/nothing-here", None)
+        .await
+        .err(404, "route_not_found");
+    app.request(Method::DELETE, "/healthz", None, None)
+        .await
+        .err(405, "method_not_allowed");
+
+    let bad_json = app
+        .send(
+            app.raw(Method::POST, "/api/v1/auth/register")
+                .header("content-type", "application/json")
+                .body("{\"username\": "),
+        )
+        .await;
+    bad_json.err(400, "malformed_request");
+
+    let wrong_type = app
+        .send(
+            app.raw(Method::POST, "/api/v1/auth/register")
+                .header("content-type", "text/plain")
+                .body("hello"),
+        )
+        .await;
+    wrong_type.err(415, "unsupported_media_type");
+
+    let missing_field = app
+        .send(
+            app.raw(Method::POST, "/api/v1/auth/register")
+                .header("content-type", "application/json")
+                .body("{\"username\": \"nina\"}"),
+        )
+        .await;
+    missing_field.err(400, "malformed_request");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_whether_declared_or_chunked() {
+    let app = spawn_with(|s| s.max_body_bytes = 1024).await;
+    let big = format!("{{\"username\": \"{}\"}}", "x".repeat(4096));
+    let declared = app
+        .send(
+            app.raw(Method::POST, "/api/v1/auth/register")
+                .header("content-type", "application/json")
+                .body(big.clone()),
+        )
+        .await;
+    declared.err(413, "payload_too_large");
+
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        big.as_bytes().chunks(512).map(|c| Ok(c.to_vec())).collect();
+    let stream = futures_util::stream::iter(chunks);
+    let chunked = app
+        .send(
+            app.raw(Method::POST, "/api/v1/auth/register")
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(stream)),
+        )
+        .await;
+    assert_eq!(chunked.status.as_u16() / 100, 4, "{}", chunked.body);
+    assert_eq!(chunked.body["status"], "error");
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id() {
+    let app = spawn_app().await;
+    let resp = app.get("/healthz", None).await;
+    let id = resp.headers["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "a generated UUID");
+    let resp = app
+        .send(
+            app.raw(Method::GET, "/nope")
+                .header("x-request-id", "abc-123"),
+        )
+        .await;
+    assert_eq!(resp.headers["x-request-id"], "abc-123");
+    let resp = app
+        .send(
+            app.raw(Method::GET, "/healthz")
+                .header("x-request-id", "bad id with spaces"),
+        )
+        .await;
+    assert_ne!(resp.headers["x-request-id"], "bad id with spaces");
+}

@@ -1,0 +1,109 @@
+//! Liveness, readiness and the OpenAPI document.
+
+use serde_json::Value;
+
+use crate::helpers::{redis_url, spawn_app, spawn_with};
+
+#[tokio::test]
+async fn healthz_and_readyz_without_redis() {
+    let app = spawn_app().await;
+    app.get("/healthz", None).await.ok(200);
+    let ready = app.get("/readyz", None).await;
+    let data = ready.ok(200);
+    assert_eq!(data["database"], "ok");
+    assert_eq!(data["redis"], "disabled");
+}
+
+#[tokio::test]
+async fn readyz_checks_redis_when_configured() {
+    let app = spawn_with(|s| s.redis_url = Some(tunelink::config::Secret::new(redis_url()))).await;
+    assert_eq!(app.get("/readyz", None).await.ok(200)["redis"], "ok");
+
+    let down =
+        spawn_with(|s| s.redis_url = Some(tunelink::config::Secret::new("redis://127.0.0.1:1")))
+            .await;
+    let resp = down.get("/readyz", None).await;
+    resp.err(503, "service_unavailable");
+    assert!(resp.headers.contains_key("retry-after"));
+    down.get("/healthz", None).await.ok(200);
+}
+
+#[tokio::test]
+async fn docs_and_openapi_are_served() {
+    let app = spawn_app().await;
+    let docs = app.send(app.raw(reqwest::Method::GET, "/docs")).await;
+    assert_eq!(docs.status, 200);
+    let spec = app
+        .send(app.raw(reqwest::Method::GET, "/openapi.json"))
+        .await;
+    assert_eq!(spec.status, 200);
+    assert_eq!(spec.body["openapi"], "3.0.0");
+    check_spec(&spec.body);
+}
+
+/// Every operation has an id, a tag, and documents its errors in the envelope.
+pub fn check_spec(spec: &Value) {
+    let paths = spec["paths"].as_object().unwrap();
+    for required in [
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/users/register",
+        "/api/v1/users/me",
+        "/api/v1/users/me/password",
+        "/api/v1/users/{id}",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(paths.contains_key(required), "missing {required}");
+    }
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let name = format!("{method} {path}");
+            assert!(op["operationId"].is_string(), "{name}: operationId");
+            assert!(
+                op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+                "{name}: tags"
+            );
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.contains_key("500"), "{name}: 500 documented");
+            for (status, resp) in responses {
+                let schema = &resp["content"]["application/json; charset=utf-8"]["schema"]["$ref"];
+                let schema = schema
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name} {status}: JSON schema"));
+                if status.starts_with('2') {
+                    assert!(schema.contains("Envelope"), "{name} {status}: {schema}");
+                } else {
+                    assert_eq!(
+                        schema, "#/components/schemas/ErrorEnvelope",
+                        "{name} {status}"
+                    );
+                }
+            }
+            if op["security"].is_array() {
+                assert!(responses.contains_key("401"), "{name}: secured but no 401");
+            }
+            if op["requestBody"].is_object() {
+                assert!(
+                    responses.contains_key("400"),
+                    "{name}: has a body but no 400"
+                );
+            }
+        }
+    }
+    assert!(operations >= 13, "{operations} operations");
+    let schemas = spec["components"]["schemas"].as_object().unwrap();
+    for (name, schema) in schemas {
+        if name.starts_with("Envelope_") || name == "ErrorEnvelope" {
+            assert!(!schema["example"].is_null(), "{name} has an example");
+        }
+    }
+    assert_eq!(
+        spec["components"]["securitySchemes"]["OAuth2"]["flows"]["password"]["tokenUrl"],
+        "/api/v1/auth/login"
+    );
+}

@@ -1,0 +1,336 @@
+//! `spawn_app()`: the real application on `127.0.0.1:0` with a fresh database, plus a small
+//! HTTP client that returns status and JSON body.
+
+use std::{sync::Once, time::Duration};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::oneshot;
+use tunelink::{
+    config::{AppEnv, LogFormat, Secret, Settings},
+    startup::Application,
+};
+use uuid::Uuid;
+
+/// The PostgreSQL server tests use, without a database name.
+pub fn postgres_base() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn test_settings(database: &str) -> Settings {
+    Settings {
+        app_env: AppEnv::Test,
+        bind_addr: "127.0.0.1:0".into(),
+        database_url: Secret::new(format!("{}/{database}", postgres_base())),
+        database_max_connections: 5,
+        database_acquire_timeout: Duration::from_secs(5),
+        redis_url: None,
+        jwt_secret: Secret::new("hetic"),
+        access_token_ttl: Duration::from_secs(900),
+        refresh_token_ttl: Duration::from_secs(86_400),
+        password_hash_concurrency: 2,
+        max_body_bytes: 64 * 1024,
+        log_format: LogFormat::Pretty,
+        shutdown_grace: Duration::from_secs(1),
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub database: String,
+    pub db: PgPool,
+    client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    owns_database: bool,
+}
+
+/// A response: status, headers and JSON body (`Value::Null` when the body is not JSON).
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    /// Asserts the success envelope and returns `data`.
+    #[track_caller]
+    pub fn ok(&self, status: u16) -> &Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status, body: {}",
+            self.body
+        );
+        assert_eq!(self.body["status"], "success", "{}", self.body);
+        assert_eq!(self.body["code"], status, "{}", self.body);
+        assert!(self.body["message"].is_string(), "{}", self.body);
+        assert!(self.body["errors"].is_null(), "{}", self.body);
+        &self.body["data"]
+    }
+
+    /// Asserts the error envelope with its HTTP status and stable code.
+    #[track_caller]
+    pub fn err(&self, status: u16, code: &str) -> &Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status, body: {}",
+            self.body
+        );
+        assert_eq!(self.body["status"], "error", "{}", self.body);
+        assert_eq!(self.body["code"], status, "{}", self.body);
+        assert_eq!(self.body["error_code"], code, "{}", self.body);
+        assert!(self.body["data"].is_null(), "{}", self.body);
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+        &self.body["errors"]
+    }
+
+    /// The `field`s named in a validation error, in order.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        self.body["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|e| {
+                        (
+                            e["field"].as_str().unwrap_or_default().to_owned(),
+                            e["type"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tunelink::telemetry::init(LogFormat::Pretty);
+        }
+    });
+}
+
+/// The application on a fresh database of its own.
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}).await
+}
+
+/// The same, with settings adjusted first.
+pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let database = format!("tunelink_test_{}", Uuid::new_v4().simple());
+    let mut settings = test_settings(&database);
+    adjust(&mut settings);
+    let mut app = start(settings).await;
+    app.owns_database = true;
+    app
+}
+
+/// Another instance sharing `other`'s database (as behind a load balancer).
+pub async fn spawn_sibling(other: &TestApp) -> TestApp {
+    start(test_settings(&other.database)).await
+}
+
+async fn start(settings: Settings) -> TestApp {
+    init_logs();
+    let database = settings
+        .database_url
+        .expose()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let db = app.state().db.clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    TestApp {
+        base,
+        database,
+        db,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        shutdown: Some(tx),
+        server: Some(server),
+        owns_database: false,
+    }
+}
+
+impl TestApp {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Self::read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        Self::read(req.send().await.expect("request sent")).await
+    }
+
+    pub fn raw(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    async fn read(resp: reqwest::Response) -> Resp {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body read");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request(Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    /// Registers `name` (email `name@example.com`, password `password-of-name`).
+    pub async fn register(&self, name: &str) -> User {
+        let resp = self
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"username": name, "email": format!("{name}@example.com"), "password": format!("password-of-{name}")}),
+            )
+            .await;
+        User::from_session(resp.ok(201), name)
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Resp {
+        self.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"login": login, "password": password}),
+        )
+        .await
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if !self.owns_database {
+            return;
+        }
+        // Drop is synchronous: use a thread with a runtime of its own.
+        let name = self.database.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let mut conn =
+                    PgConnection::connect(&format!("{}/postgres", postgres_base())).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await?;
+                Ok::<_, anyhow::Error>(())
+            })
+        })
+        .join();
+    }
+}
+
+/// A registered user with a live session.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: String,
+
+    pub email: String,
+    pub password: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl User {
+    pub fn from_session(data: &Value, name: &str) -> Self {
+        Self {
+            id: data["user"]["id"].as_str().unwrap().to_owned(),
+
+            email: format!("{name}@example.com"),
+            password: format!("password-of-{name}"),
+            access: data["access_token"].as_str().unwrap().to_owned(),
+            refresh: data["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        Some(&self.access)
+    }
+}
+
+/// Makes `user` an administrator directly in the database.
+pub async fn make_admin(app: &TestApp, user: &User) {
+    sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1::uuid")
+        .bind(&user.id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,14 @@
+//! Integration tests: each test starts the real application on a random port, against its
+//! own PostgreSQL database, and talks to it over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod admin;
+mod auth;
+mod cli;
+mod envelope;
+mod health;
+mod prototype;
+mod tokens;
+mod users;
