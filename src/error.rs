@@ -47,6 +47,10 @@ pub enum ErrorCode {
     UsernameTaken,
     /// The email is already registered (ignoring case).
     EmailTaken,
+    /// A catalogue entry with this name already exists (ignoring case).
+    NameTaken,
+    /// The entry is still used by musicians or events and cannot be deleted.
+    InUse,
     /// The request conflicts with the current state.
     Conflict,
     /// The body is larger than the server accepts.

@@ -5,6 +5,8 @@
 pub mod accounts;
 pub mod api;
 pub mod auth;
+pub mod bus;
+pub mod catalogue;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -12,6 +14,7 @@ pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod http;
+pub mod musicians;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

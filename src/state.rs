@@ -6,6 +6,8 @@ use sqlx::PgPool;
 
 use crate::{
     auth::{PasswordHasher, TokenKeys},
+    bus::Bus,
+    catalogue::CatalogueCache,
     config::Settings,
 };
 
@@ -15,10 +17,13 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub settings: Settings,
     pub db: PgPool,
-    /// `None` when `REDIS_URL` is not set: a single instance.
+    /// Pooled Redis connections; `None` when `REDIS_URL` is not set (a single instance).
     pub redis: Option<deadpool_redis::Pool>,
     pub passwords: PasswordHasher,
     pub tokens: TokenKeys,
+    /// Fan-out between instances (Redis) or within this one.
+    pub bus: Bus,
+    pub catalogue: Arc<CatalogueCache>,
 }
 
 impl AppState {
@@ -29,12 +34,19 @@ impl AppState {
     ) -> anyhow::Result<Self> {
         let passwords = PasswordHasher::new(settings.password_hash_concurrency)?;
         let tokens = TokenKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl);
+        let bus = match (&settings.redis_url, &redis) {
+            (Some(url), Some(pool)) => Bus::redis(url.expose(), pool.clone())?,
+            _ => Bus::local(),
+        };
+        let catalogue = CatalogueCache::start(&bus);
         Ok(Self(Arc::new(Inner {
             settings,
             db,
             redis,
             passwords,
             tokens,
+            bus,
+            catalogue,
         })))
     }
 }

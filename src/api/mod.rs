@@ -1,7 +1,13 @@
 //! The REST surface: one module per resource, combined into one OpenAPI service.
 
 pub mod auth;
+pub mod caching;
+pub mod choice;
+pub mod genres;
 pub mod health;
+pub mod instruments;
+pub mod musicians;
+pub mod pagination;
 pub mod responses;
 pub mod users;
 
@@ -13,16 +19,34 @@ pub enum ApiTags {
     Auth,
     /// Profiles and account settings.
     Users,
+    /// Instruments and genres.
+    Catalogue,
+    /// What musicians play and like, and finding them.
+    Musicians,
     /// Liveness and readiness.
     Operations,
 }
 
-pub type Apis = (auth::AuthApi, users::UsersApi, health::HealthApi);
+pub type Apis = (
+    auth::AuthApi,
+    users::UsersApi,
+    musicians::MusiciansApi,
+    instruments::InstrumentsApi,
+    genres::GenresApi,
+    health::HealthApi,
+);
 
 /// The OpenAPI service; building it touches no database.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (auth::AuthApi, users::UsersApi, health::HealthApi),
+        (
+            auth::AuthApi,
+            users::UsersApi,
+            musicians::MusiciansApi,
+            instruments::InstrumentsApi,
+            genres::GenresApi,
+            health::HealthApi,
+        ),
         "TuneLink API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{
     ApiTags,
     auth::{RegisterErrors, RegisterRequest, SessionResponse},
+    musicians::{LikedGenre, PlayedInstrument, details_of},
     responses::Errors,
 };
 use crate::{
@@ -94,6 +95,10 @@ pub struct PublicProfile {
     pub photo_url: Option<String>,
     pub city: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// What they play, with their level, by name.
+    pub instruments: Vec<PlayedInstrument>,
+    /// Genres they like, by name.
+    pub genres: Vec<LikedGenre>,
 }
 
 impl Example for PublicProfile {
@@ -106,6 +111,8 @@ impl Example for PublicProfile {
             photo_url: me.photo_url,
             city: me.city,
             created_at: me.created_at,
+            instruments: vec![PlayedInstrument::example()],
+            genres: vec![LikedGenre::example()],
         }
     }
 }
@@ -372,6 +379,7 @@ impl UsersApi {
         let u = accounts::find_active(&state.db, id.0)
             .await?
             .ok_or_else(|| ApiError::not_found("User"))?;
+        let (mut played, mut liked) = details_of(&state, &[u.id]).await?;
         Ok(PublicProfileResponse::Ok(Json(Envelope::ok(
             "Profile.",
             PublicProfile {
@@ -381,6 +389,8 @@ impl UsersApi {
                 photo_url: u.photo_url,
                 city: u.city,
                 created_at: u.created_at,
+                instruments: played.remove(&u.id).unwrap_or_default(),
+                genres: liked.remove(&u.id).unwrap_or_default(),
             },
         ))))
     }
