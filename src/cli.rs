@@ -28,6 +28,8 @@ enum Command {
     Serve,
     /// Print the OpenAPI document (JSON) without starting the server or touching a database.
     Openapi,
+    /// Create the database if needed, apply migrations, and exit.
+    Migrate,
     /// Create an administrator, or promote an existing account (matched by username or email).
     CreateAdmin {
         #[arg(long)]
@@ -62,6 +64,11 @@ pub fn main() -> ExitCode {
         telemetry::init(settings.log_format);
         match cli.command {
             None | Some(Command::Serve) => serve(settings).await,
+            Some(Command::Migrate) => {
+                db::connect_and_migrate(&settings).await?;
+                println!("database is up to date");
+                Ok(())
+            }
             Some(Command::CreateAdmin {
                 username,
                 email,

@@ -201,7 +201,7 @@ pub async fn search(
                       END AS distance_m
              ) d
              WHERE u.deactivated_at IS NULL
-               AND ($1::text IS NULL OR u.username ILIKE $1 OR u.city ILIKE $1)
+               AND ($1::text IS NULL OR (u.username || ' ' || coalesce(u.city, '')) ILIKE $1)
                AND ($2::uuid IS NULL OR EXISTS (
                      SELECT 1 FROM user_instruments ui
                      WHERE ui.user_id = u.id AND ui.instrument_id = $2

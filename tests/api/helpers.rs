@@ -140,7 +140,13 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 
 /// Another instance sharing `other`'s database (as behind a load balancer).
 pub async fn spawn_sibling(other: &TestApp) -> TestApp {
-    start(test_settings(&other.database)).await
+    spawn_sibling_with(other, |_| {}).await
+}
+
+pub async fn spawn_sibling_with(other: &TestApp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings(&other.database);
+    adjust(&mut settings);
+    start(settings).await
 }
 
 async fn start(settings: Settings) -> TestApp {
@@ -333,4 +339,50 @@ pub async fn make_admin(app: &TestApp, user: &User) {
         .execute(&app.db)
         .await
         .unwrap();
+}
+
+/// The id of a catalogue entry (`instruments` or `genres`) by name.
+pub async fn catalogue_id(app: &TestApp, kind: &str, name: &str) -> String {
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/{kind}?limit=100&cursor={c}"),
+            None => format!("/api/v1/{kind}?limit=100"),
+        };
+        let resp = app.get(&path, None).await;
+        let data = resp.ok(200);
+        if let Some(found) = data["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == name)
+        {
+            return found["id"].as_str().unwrap().to_owned();
+        }
+        match data["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => panic!("no {kind} named {name}"),
+        }
+    }
+}
+
+/// Follows `next_cursor` through every page of `path` (which has no `cursor` yet).
+pub async fn all_pages(app: &TestApp, path: &str, token: Option<&str>) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    let sep = if path.contains('?') { '&' } else { '?' };
+    for _ in 0..1000 {
+        let url = match &cursor {
+            Some(c) => format!("{path}{sep}cursor={c}"),
+            None => path.to_owned(),
+        };
+        let resp = app.get(&url, token).await;
+        let data = resp.ok(200);
+        items.extend(data["items"].as_array().unwrap().iter().cloned());
+        match data["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return items,
+        }
+    }
+    panic!("pagination never ended");
 }

@@ -6,9 +6,11 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod catalogue;
 mod cli;
 mod envelope;
 mod health;
+mod musicians;
 mod prototype;
 mod tokens;
 mod users;
