@@ -9,7 +9,7 @@ BASE=${PG_BASE:-postgres://postgres@127.0.0.1:5432}
 DB=tunelink_bench_musicians
 
 psql "$BASE/postgres" -qc "DROP DATABASE IF EXISTS $DB"
-DATABASE_URL="$BASE/$DB" cargo run -q --release -- migrate
+DATABASE_URL="$BASE/$DB" SQLX_OFFLINE=true cargo run -q --release -- migrate
 psql "$BASE/$DB" -q <<'SQL'
 SELECT setseed(0.42);
 INSERT INTO users (username, email, password_hash, city, latitude, longitude)

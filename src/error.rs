@@ -51,6 +51,20 @@ pub enum ErrorCode {
     NameTaken,
     /// The entry is still used by musicians or events and cannot be deleted.
     InUse,
+    /// The event is cancelled: it can no longer be joined or changed.
+    EventCancelled,
+    /// The event is over.
+    EventFinished,
+    /// The event has no place left.
+    EventFull,
+    /// Every place for this instrument is taken.
+    InstrumentFull,
+    /// You already take part in this event.
+    AlreadyParticipating,
+    /// You organise this event; you cannot also join it.
+    OwnEvent,
+    /// This status change is not allowed from the current status.
+    InvalidTransition,
     /// The request conflicts with the current state.
     Conflict,
     /// The body is larger than the server accepts.
@@ -125,6 +139,11 @@ impl ApiError {
         let mut err = Self::new(StatusCode::CONFLICT, code, message.clone());
         err.fields = vec![FieldError::new(field, "taken", message)];
         err
+    }
+
+    /// A 409 with a specific code.
+    pub fn state_conflict(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {

@@ -3,11 +3,14 @@
 pub mod auth;
 pub mod caching;
 pub mod choice;
+pub mod events;
 pub mod genres;
 pub mod health;
 pub mod instruments;
 pub mod musicians;
+pub mod notifications;
 pub mod pagination;
+pub mod participations;
 pub mod responses;
 pub mod users;
 
@@ -23,6 +26,10 @@ pub enum ApiTags {
     Catalogue,
     /// What musicians play and like, and finding them.
     Musicians,
+    /// Events and participations.
+    Events,
+    /// Notifications.
+    Notifications,
     /// Liveness and readiness.
     Operations,
 }
@@ -33,6 +40,9 @@ pub type Apis = (
     musicians::MusiciansApi,
     instruments::InstrumentsApi,
     genres::GenresApi,
+    events::EventsApi,
+    participations::ParticipationsApi,
+    notifications::NotificationsApi,
     health::HealthApi,
 );
 
@@ -45,6 +55,9 @@ pub fn service() -> OpenApiService<Apis, ()> {
             musicians::MusiciansApi,
             instruments::InstrumentsApi,
             genres::GenresApi,
+            events::EventsApi,
+            participations::ParticipationsApi,
+            notifications::NotificationsApi,
             health::HealthApi,
         ),
         "TuneLink API",

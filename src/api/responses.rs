@@ -90,7 +90,7 @@ fn describe(status: u16) -> &'static str {
         403 => "Authenticated but not allowed (`forbidden`, `account_deactivated`).",
         404 => "Not found, or not visible to the caller (`not_found`).",
         409 => {
-            "Conflicts with existing data (`username_taken`, `email_taken`, `name_taken`, `in_use`, `conflict`)."
+            "Conflicts with existing data (`username_taken`, `email_taken`, `name_taken`, `in_use`, `event_cancelled`, `event_finished`, `event_full`, `instrument_full`, `already_participating`, `own_event`, `invalid_transition`, `conflict`)."
         }
         413 => "The body is too large (`payload_too_large`).",
         415 => "Unsupported `Content-Type` (`unsupported_media_type`).",

@@ -386,3 +386,32 @@ pub async fn all_pages(app: &TestApp, path: &str, token: Option<&str>) -> Vec<Va
     }
     panic!("pagination never ended");
 }
+
+/// A valid new-event body starting in `days` days, at (lat, lon).
+pub fn event_body(title: &str, days: i64, lat: f64, lon: f64) -> Value {
+    let start = chrono::Utc::now() + chrono::Duration::days(days);
+    json!({
+        "title": title,
+        "type": "jam",
+        "starts_at": start.to_rfc3339(),
+        "ends_at": (start + chrono::Duration::hours(3)).to_rfc3339(),
+        "address": format!("1 place de la Musique ({title})"),
+        "latitude": lat,
+        "longitude": lon,
+    })
+}
+
+/// Creates an event and returns its id.
+pub async fn create_event(app: &TestApp, owner: &User, body: Value) -> String {
+    let resp = app.post("/api/v1/events", owner.token(), body).await;
+    resp.ok(201)["id"].as_str().unwrap().to_owned()
+}
+
+/// The notification types a user has, oldest first.
+pub async fn notification_types(app: &TestApp, user: &User) -> Vec<String> {
+    let mut all = all_pages(app, "/api/v1/notifications?limit=100", user.token()).await;
+    all.reverse();
+    all.iter()
+        .map(|n| n["type"].as_str().unwrap().to_owned())
+        .collect()
+}

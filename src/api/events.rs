@@ -1,0 +1,1120 @@
+//! `/events…`: organise, find, and join events.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use poem::web::Data;
+use poem_openapi::{
+    ApiResponse, Enum, Object, OpenApi,
+    param::{Path, Query},
+    payload::Json,
+    types::{Example, MaybeUndefined},
+};
+use uuid::Uuid;
+
+use super::{
+    ApiTags,
+    choice::{Choice, Choices},
+    pagination::{Page, PageRequest},
+    participations::ParticipationView,
+    responses::Errors,
+};
+use crate::{
+    auth::{AuthUser, CurrentUser, Role},
+    catalogue::Category,
+    domain::{Coordinates, ProfileText, Url, Validator, checked},
+    envelope::{Envelope, FieldError, Nothing},
+    error::ApiError,
+    error_set,
+    events::{
+        EventRow, EventStatus, EventType,
+        participations::{self, ensure_open},
+        store::{self, EventFields},
+    },
+    notifications::{self, Kind, Notice},
+    state::AppState,
+};
+
+pub const TITLE_MAX: usize = 120;
+pub const DESCRIPTION_MAX: usize = 5000;
+pub const ADDRESS_MAX: usize = 300;
+pub const MAX_CAPACITY: i32 = 100_000;
+pub const MAX_GENRES: usize = 10;
+pub const MAX_INSTRUMENTS: usize = 50;
+pub const MAX_QUANTITY: i32 = 1000;
+pub const MAX_DURATION_DAYS: i64 = 31;
+pub const MAX_RADIUS_KM: f64 = 500.0;
+
+impl Choices for EventType {
+    const NAMES: &'static str = "jam, concert, rehearsal, open_mic, workshop, other";
+}
+
+impl Choices for EventStatus {
+    const NAMES: &'static str = "scheduled, cancelled, finished";
+}
+
+/// Order of search results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum EventSort {
+    /// By start time, soonest first.
+    Date,
+    /// Nearest first (needs `lat`, `lon` and `radius_km`).
+    Distance,
+}
+
+impl Choices for EventSort {
+    const NAMES: &'static str = "date, distance";
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct UserRef {
+    pub id: Uuid,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct GenreRef {
+    pub genre_id: Uuid,
+    pub name: String,
+}
+
+/// An instrument an event needs.
+#[derive(Debug, Clone, Object)]
+#[oai(example)]
+pub struct NeededInstrumentView {
+    pub instrument_id: Uuid,
+    pub name: String,
+    pub category: Category,
+    pub quantity: i32,
+    /// Places taken (pending or accepted participations).
+    pub filled: i32,
+    pub available: i32,
+}
+
+impl Example for NeededInstrumentView {
+    fn example() -> Self {
+        Self {
+            instrument_id: Uuid::from_u128(0x0190_9c1e_0000_7000_8000_0000_0000_0001),
+            name: "Double Bass".into(),
+            category: Category::Strings,
+            quantity: 1,
+            filled: 0,
+            available: 1,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct EventView {
+    pub id: Uuid,
+    pub title: String,
+    pub description: Option<String>,
+    #[oai(rename = "type")]
+    pub kind: EventType,
+    pub status: EventStatus,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub address: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// `null`: no limit.
+    pub capacity: Option<i32>,
+    /// Pending and accepted participations.
+    pub participants_count: i32,
+    /// `null` when there is no capacity.
+    pub places_left: Option<i32>,
+    pub image_url: Option<String>,
+    pub creator: UserRef,
+    pub genres: Vec<GenreRef>,
+    /// Empty: open to any instrument.
+    pub instruments: Vec<NeededInstrumentView>,
+    /// Kilometres from the point given in `lat`/`lon`, if any.
+    pub distance_km: Option<f64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn example_time(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+impl Example for EventView {
+    fn example() -> Self {
+        Self {
+            id: Uuid::from_u128(0x0190_9c1e_0000_7000_8000_0000_0000_00e1),
+            title: "Friday jazz jam".into(),
+            description: Some("Standards, all levels welcome.".into()),
+            kind: EventType::Jam,
+            status: EventStatus::Scheduled,
+            starts_at: example_time("2026-12-04T19:00:00Z"),
+            ends_at: example_time("2026-12-04T23:00:00Z"),
+            address: "12 rue Mercière, 69002 Lyon".into(),
+            latitude: 45.7622,
+            longitude: 4.8320,
+            capacity: Some(12),
+            participants_count: 3,
+            places_left: Some(9),
+            image_url: None,
+            creator: UserRef {
+                id: Uuid::from_u128(0x0190_9c1e_7a4b_7c3d_9e2f_1a2b_3c4d_5e6f),
+                username: "nina_keys".into(),
+            },
+            genres: vec![GenreRef {
+                genre_id: Uuid::from_u128(0x0190_9c1e_0000_7000_8000_0000_0000_0002),
+                name: "Jazz".into(),
+            }],
+            instruments: vec![NeededInstrumentView::example()],
+            distance_km: Some(0.4),
+            created_at: example_time("2026-11-21T10:00:00Z"),
+            updated_at: example_time("2026-11-21T10:00:00Z"),
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+pub struct NeededInput {
+    pub instrument_id: Uuid,
+    /// 1–1000.
+    pub quantity: i32,
+}
+
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct NewEvent {
+    /// 1–120 characters.
+    pub title: String,
+    /// At most 5,000 characters.
+    pub description: Option<String>,
+    #[oai(rename = "type")]
+    pub kind: Choice<EventType>,
+    /// At most 10.
+    #[oai(default)]
+    pub genre_ids: Vec<Uuid>,
+    /// In the future.
+    pub starts_at: DateTime<Utc>,
+    /// After `starts_at`, at most 31 days later.
+    pub ends_at: DateTime<Utc>,
+    /// 1–300 characters.
+    pub address: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// 1–100,000; absent: no limit.
+    pub capacity: Option<i32>,
+    pub image_url: Option<String>,
+    /// Instruments needed; absent or empty: open to any instrument.
+    #[oai(default)]
+    pub instruments: Vec<NeededInput>,
+}
+
+impl Example for NewEvent {
+    fn example() -> Self {
+        let e = EventView::example();
+        Self {
+            title: e.title,
+            description: e.description,
+            kind: Choice(Ok(EventType::Jam)),
+            genre_ids: vec![e.genres[0].genre_id],
+            starts_at: e.starts_at,
+            ends_at: e.ends_at,
+            address: e.address,
+            latitude: e.latitude,
+            longitude: e.longitude,
+            capacity: e.capacity,
+            image_url: None,
+            instruments: vec![NeededInput {
+                instrument_id: e.instruments[0].instrument_id,
+                quantity: 1,
+            }],
+        }
+    }
+}
+
+/// Fields to change; absent fields stay, `null` clears a nullable one.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct EventChange {
+    pub title: Option<String>,
+    pub description: MaybeUndefined<String>,
+    #[oai(rename = "type")]
+    pub kind: Option<Choice<EventType>>,
+    pub genre_ids: Option<Vec<Uuid>>,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub address: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub capacity: MaybeUndefined<i32>,
+    pub image_url: MaybeUndefined<String>,
+}
+
+impl Example for EventChange {
+    fn example() -> Self {
+        Self {
+            title: None,
+            description: MaybeUndefined::Undefined,
+            kind: None,
+            genre_ids: None,
+            starts_at: Some(example_time("2026-12-04T20:00:00Z")),
+            ends_at: Some(example_time("2026-12-05T00:00:00Z")),
+            address: None,
+            latitude: None,
+            longitude: None,
+            capacity: MaybeUndefined::Value(15),
+            image_url: MaybeUndefined::Undefined,
+        }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct Quantity {
+    /// 1–1000.
+    pub quantity: i32,
+}
+
+impl Example for Quantity {
+    fn example() -> Self {
+        Self { quantity: 2 }
+    }
+}
+
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct JoinInput {
+    /// The instrument you will play.
+    pub instrument_id: Uuid,
+}
+
+impl Example for JoinInput {
+    fn example() -> Self {
+        Self {
+            instrument_id: NeededInstrumentView::example().instrument_id,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum EventResponse {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<Envelope<EventView>>),
+    /// The event.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<EventView>>),
+}
+
+#[derive(ApiResponse)]
+pub enum EventPageResponse {
+    /// Matching events.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<Page<EventView>>>),
+}
+
+#[derive(ApiResponse)]
+pub enum NeededResponse {
+    /// Needed instruments with places taken, by name; always one page (`next_cursor` is
+    /// `null`): an event needs at most 50 instruments.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<Page<NeededInstrumentView>>>),
+}
+
+#[derive(ApiResponse)]
+pub enum DoneResponse {
+    /// Done.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<Nothing>>),
+}
+
+#[derive(ApiResponse)]
+pub enum ParticipantsResponse {
+    /// Active participants (pending and accepted), in order of arrival.
+    #[oai(status = 200)]
+    Ok(Json<Envelope<Page<ParticipationView>>>),
+}
+
+#[derive(ApiResponse)]
+pub enum JoinResponse {
+    /// You are registered (status `pending` until the organiser accepts).
+    #[oai(status = 201)]
+    Created(Json<Envelope<ParticipationView>>),
+}
+
+error_set!(CreateErrors: 400, 401, 413, 415, 422, 500, 503);
+error_set!(SearchErrors: 400, 401, 422, 500, 503);
+error_set!(GetErrors: 400, 401, 404, 422, 500, 503);
+error_set!(ChangeErrors: 400, 401, 403, 404, 409, 413, 415, 422, 500, 503);
+error_set!(JoinErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503);
+
+pub struct EventsApi;
+
+#[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Events")]
+impl EventsApi {
+    /// Create an event
+    #[oai(path = "/events", method = "post", operation_id = "events_create")]
+    async fn create(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+        body: Json<NewEvent>,
+    ) -> Result<EventResponse, Errors<CreateErrors>> {
+        let body = body.0;
+        let mut v = Validator::new();
+        let fields = parse_fields(
+            &mut v,
+            FieldsInput {
+                title: Some(body.title),
+                description: MaybeUndefined::from_opt_undefined(body.description),
+                kind: Some(body.kind),
+                starts_at: Some(body.starts_at),
+                ends_at: Some(body.ends_at),
+                address: Some(body.address),
+                latitude: Some(body.latitude),
+                longitude: Some(body.longitude),
+                capacity: MaybeUndefined::from_opt_undefined(body.capacity),
+                image_url: MaybeUndefined::from_opt_undefined(body.image_url),
+            },
+            None,
+        );
+        let genres = parse_genres(&mut v, &body.genre_ids);
+        let mut needed = Vec::new();
+        if body.instruments.len() > MAX_INSTRUMENTS {
+            v.push(FieldError::new(
+                "instruments",
+                "too_long",
+                format!("at most {MAX_INSTRUMENTS} instruments"),
+            ));
+        }
+        for (i, n) in body.instruments.iter().enumerate() {
+            match check_quantity(&format!("instruments[{i}].quantity"), n.quantity) {
+                Ok(q) => needed.push((n.instrument_id, q)),
+                Err(e) => v.push(e),
+            }
+        }
+        v.finish()?;
+        let fields = checked(fields)?;
+
+        let mut tx = state.db.begin().await?;
+        let id = store::insert(&mut tx, auth.0.id, &fields).await?;
+        store::set_genres(&mut tx, id, &genres).await?;
+        for (i, (instrument, quantity)) in needed.iter().enumerate() {
+            store::set_instrument(&mut tx, id, *instrument, *quantity)
+                .await
+                .map_err(|e| {
+                    if e.code == crate::error::ErrorCode::NotFound {
+                        ApiError::validation(vec![FieldError::new(
+                            format!("instruments[{i}].instrument_id"),
+                            "not_found",
+                            "no such instrument",
+                        )])
+                    } else {
+                        e
+                    }
+                })?;
+        }
+        tx.commit().await?;
+        let view = load_one(&state, id, None).await?;
+        Ok(EventResponse::Created(Json(Envelope::created(
+            "Event created.",
+            view,
+        ))))
+    }
+
+    /// Find events
+    ///
+    /// Filters combine: `lat` + `lon` + `radius_km` (at most 500), `from`/`to` (start time
+    /// window), `type`, `instrument_id` (events that need it), `genre_id`, `q` (3+ characters
+    /// in title, description or address) and `status` (default `scheduled`: upcoming or under
+    /// way). `sort=date` (default) or `sort=distance` (needs a point). With a point, each
+    /// result carries `distance_km`.
+    #[oai(path = "/events", method = "get", operation_id = "events_search")]
+    #[allow(clippy::too_many_arguments)]
+    async fn search(
+        &self,
+        state: Data<&AppState>,
+        _auth: AuthUser,
+        lat: Query<Option<f64>>,
+        lon: Query<Option<f64>>,
+        radius_km: Query<Option<f64>>,
+        from: Query<Option<DateTime<Utc>>>,
+        to: Query<Option<DateTime<Utc>>>,
+        #[oai(name = "type")] kind: Query<Option<Choice<EventType>>>,
+        instrument_id: Query<Option<Uuid>>,
+        genre_id: Query<Option<Uuid>>,
+        q: Query<Option<String>>,
+        status: Query<Option<Choice<EventStatus>>>,
+        sort: Query<Option<Choice<EventSort>>>,
+        /// 1–100, default 20.
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<EventPageResponse, Errors<SearchErrors>> {
+        let mut v = Validator::new();
+        let near = parse_near(&mut v, lat.0, lon.0, radius_km.0);
+        if let (Some(f), Some(t)) = (from.0, to.0)
+            && f > t
+        {
+            v.push(FieldError::new(
+                "to",
+                "out_of_range",
+                "to must not be before from",
+            ));
+        }
+        let kind = kind.0.and_then(|k| v.check(k.parse("type")));
+        let status = match status.0 {
+            Some(s) => v.check(s.parse("status")),
+            None => Some(EventStatus::Scheduled),
+        };
+        let sort = sort
+            .0
+            .and_then(|s| v.check(s.parse("sort")))
+            .unwrap_or(EventSort::Date);
+        if sort == EventSort::Distance && near.is_none() && lat.0.is_none() {
+            v.push(FieldError::new(
+                "sort",
+                "value_error",
+                "sort=distance needs lat, lon and radius_km",
+            ));
+        }
+        let text = q.0.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        if let Some(t) = &text
+            && !(3..=100).contains(&t.chars().count())
+        {
+            v.push(FieldError::new(
+                "q",
+                "out_of_range",
+                "q must be 3 to 100 characters",
+            ));
+        }
+        let page = PageRequest::<store::SearchKey>::parse(limit.0, cursor.0.as_deref())
+            .map_err(|errs| errs.into_iter().for_each(|e| v.push(e)))
+            .ok();
+        v.finish()?;
+        let page = checked(page)?;
+        let search = store::Search {
+            text,
+            kind,
+            from: from.0,
+            to: to.0,
+            status: status.map(EventStatus::as_str),
+            instrument: instrument_id.0,
+            genre: genre_id.0,
+            near,
+            by_distance: sort == EventSort::Distance,
+        };
+        let found = store::search(&state.db, &search, page.after.as_ref(), page.fetch()).await?;
+        let (found, next_cursor) = page.finish(found, |f| f.key);
+        let items = load_views(&state, found.into_iter().map(|f| f.row).collect()).await?;
+        Ok(EventPageResponse::Ok(Json(Envelope::ok(
+            "Events.",
+            Page { items, next_cursor },
+        ))))
+    }
+
+    /// Event details
+    ///
+    /// With `lat` and `lon`, the answer carries `distance_km`.
+    #[oai(path = "/events/:id", method = "get", operation_id = "events_get")]
+    async fn get(
+        &self,
+        state: Data<&AppState>,
+        _auth: AuthUser,
+        id: Path<Uuid>,
+        lat: Query<Option<f64>>,
+        lon: Query<Option<f64>>,
+    ) -> Result<EventResponse, Errors<GetErrors>> {
+        let origin = Coordinates::parse("lat", "lon", lat.0, lon.0)
+            .map_err(ApiError::validation)?
+            .map(|c| (c.latitude, c.longitude));
+        let view = load_one(&state, id.0, origin).await?;
+        Ok(EventResponse::Ok(Json(Envelope::ok("Event.", view))))
+    }
+
+    /// Update an event (its creator)
+    ///
+    /// Participants are notified when the time or the place changes. A cancelled or finished
+    /// event cannot be edited; the capacity cannot go below the current participants.
+    #[oai(path = "/events/:id", method = "patch", operation_id = "events_update")]
+    async fn update(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+        id: Path<Uuid>,
+        body: Json<EventChange>,
+    ) -> Result<EventResponse, Errors<ChangeErrors>> {
+        let body = body.0;
+        let mut tx = state.db.begin().await?;
+        let event = store::lock(&mut tx, id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Event"))?;
+        ensure_organiser(&auth.0, &event)?;
+        ensure_open(&event)?;
+        let mut v = Validator::new();
+        let fields = parse_fields(
+            &mut v,
+            FieldsInput {
+                title: body.title,
+                description: body.description,
+                kind: body.kind,
+                starts_at: body.starts_at,
+                ends_at: body.ends_at,
+                address: body.address,
+                latitude: body.latitude,
+                longitude: body.longitude,
+                capacity: body.capacity,
+                image_url: body.image_url,
+            },
+            Some(&event),
+        );
+        let genres = body.genre_ids.as_ref().map(|g| parse_genres(&mut v, g));
+        v.finish()?;
+        let fields = checked(fields)?;
+        if let Some(cap) = fields.capacity
+            && cap < event.participants_count
+        {
+            return Err(ApiError::state_conflict(
+                crate::error::ErrorCode::Conflict,
+                format!(
+                    "{} musicians already take part: capacity cannot go below that.",
+                    event.participants_count
+                ),
+            )
+            .into());
+        }
+        store::update(&mut tx, event.id, &fields).await?;
+        if let Some(genres) = genres {
+            store::set_genres(&mut tx, event.id, &genres).await?;
+        }
+        let moved = fields.starts_at != event.starts_at
+            || fields.ends_at != event.ends_at
+            || fields.address != event.address
+            || fields.latitude != event.latitude
+            || fields.longitude != event.longitude;
+        let notes = if moved {
+            let participants = store::active_participants(&mut tx, event.id).await?;
+            notifications::create(
+                &mut tx,
+                &participants,
+                &Notice {
+                    kind: Kind::EventUpdated,
+                    title: format!("“{}” has changed", fields.title),
+                    body: format!(
+                        "Now from {} to {} at {}.",
+                        fields.starts_at.format("%Y-%m-%d %H:%M UTC"),
+                        fields.ends_at.format("%Y-%m-%d %H:%M UTC"),
+                        fields.address
+                    ),
+                    link: Some(format!("/api/v1/events/{}", event.id)),
+                    event_id: Some(event.id),
+                },
+            )
+            .await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await?;
+        notifications::publish(&state.bus, &notes).await;
+        let view = load_one(&state, event.id, None).await?;
+        Ok(EventResponse::Ok(Json(Envelope::ok(
+            "Event updated.",
+            view,
+        ))))
+    }
+
+    /// Cancel an event (its creator)
+    ///
+    /// Every participant is notified. A cancelled event cannot be joined or edited.
+    #[oai(
+        path = "/events/:id/cancel",
+        method = "post",
+        operation_id = "events_cancel"
+    )]
+    async fn cancel(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+        id: Path<Uuid>,
+    ) -> Result<EventResponse, Errors<ChangeErrors>> {
+        let mut tx = state.db.begin().await?;
+        let event = store::lock(&mut tx, id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Event"))?;
+        ensure_organiser(&auth.0, &event)?;
+        ensure_open(&event)?;
+        store::cancel(&mut tx, event.id).await?;
+        let participants = store::active_participants(&mut tx, event.id).await?;
+        let notes = notifications::create(
+            &mut tx,
+            &participants,
+            &Notice {
+                kind: Kind::EventCancelled,
+                title: format!("“{}” is cancelled", event.title),
+                body: format!(
+                    "The event planned on {} at {} will not take place.",
+                    event.starts_at.format("%Y-%m-%d %H:%M UTC"),
+                    event.address
+                ),
+                link: Some(format!("/api/v1/events/{}", event.id)),
+                event_id: Some(event.id),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        notifications::publish(&state.bus, &notes).await;
+        let view = load_one(&state, event.id, None).await?;
+        Ok(EventResponse::Ok(Json(Envelope::ok(
+            "Event cancelled.",
+            view,
+        ))))
+    }
+
+    /// Instruments the event needs
+    #[oai(
+        path = "/events/:id/instruments",
+        method = "get",
+        operation_id = "events_instruments_list"
+    )]
+    async fn instruments(
+        &self,
+        state: Data<&AppState>,
+        _auth: AuthUser,
+        id: Path<Uuid>,
+    ) -> Result<NeededResponse, Errors<GetErrors>> {
+        let view = load_one(&state, id.0, None).await?;
+        Ok(NeededResponse::Ok(Json(Envelope::ok(
+            "Needed instruments.",
+            Page {
+                items: view.instruments,
+                next_cursor: None,
+            },
+        ))))
+    }
+
+    /// Set how many of an instrument the event needs (its creator)
+    ///
+    /// Cannot go below the places already taken with that instrument.
+    #[oai(
+        path = "/events/:id/instruments/:instrument_id",
+        method = "put",
+        operation_id = "events_instruments_set"
+    )]
+    async fn set_instrument(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+        id: Path<Uuid>,
+        instrument_id: Path<Uuid>,
+        body: Json<Quantity>,
+    ) -> Result<NeededResponse, Errors<ChangeErrors>> {
+        let quantity = check_quantity("quantity", body.0.quantity)
+            .map_err(|e| ApiError::validation(vec![e]))?;
+        let mut tx = state.db.begin().await?;
+        let event = store::lock(&mut tx, id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Event"))?;
+        ensure_organiser(&auth.0, &event)?;
+        ensure_open(&event)?;
+        let playing = store::playing(&mut tx, event.id, instrument_id.0).await?;
+        if quantity < playing {
+            return Err(ApiError::state_conflict(
+                crate::error::ErrorCode::Conflict,
+                format!(
+                    "{playing} participants already play this instrument; quantity cannot be lower."
+                ),
+            )
+            .into());
+        }
+        store::set_instrument(&mut tx, event.id, instrument_id.0, quantity).await?;
+        tx.commit().await?;
+        let view = load_one(&state, event.id, None).await?;
+        Ok(NeededResponse::Ok(Json(Envelope::ok(
+            "Needed instruments.",
+            Page {
+                items: view.instruments,
+                next_cursor: None,
+            },
+        ))))
+    }
+
+    /// Stop needing an instrument (its creator)
+    ///
+    /// Refused while participants play it.
+    #[oai(
+        path = "/events/:id/instruments/:instrument_id",
+        method = "delete",
+        operation_id = "events_instruments_remove"
+    )]
+    async fn remove_instrument(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+        id: Path<Uuid>,
+        instrument_id: Path<Uuid>,
+    ) -> Result<DoneResponse, Errors<ChangeErrors>> {
+        let mut tx = state.db.begin().await?;
+        let event = store::lock(&mut tx, id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Event"))?;
+        ensure_organiser(&auth.0, &event)?;
+        ensure_open(&event)?;
+        match store::needed(&mut tx, event.id, instrument_id.0).await? {
+            None => return Err(ApiError::not_found("Needed instrument").into()),
+            Some((_, filled)) if filled > 0 => {
+                return Err(ApiError::state_conflict(
+                    crate::error::ErrorCode::InUse,
+                    "Participants play this instrument; it cannot be removed.",
+                )
+                .into());
+            }
+            Some(_) => {}
+        }
+        store::remove_instrument(&mut tx, event.id, instrument_id.0).await?;
+        tx.commit().await?;
+        Ok(DoneResponse::Ok(Json(Envelope::ok(
+            "Instrument removed.",
+            Nothing,
+        ))))
+    }
+
+    /// Who comes
+    #[oai(
+        path = "/events/:id/participants",
+        method = "get",
+        operation_id = "events_participants"
+    )]
+    async fn participants(
+        &self,
+        state: Data<&AppState>,
+        _auth: AuthUser,
+        id: Path<Uuid>,
+        /// 1–100, default 20.
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<ParticipantsResponse, Errors<GetErrors>> {
+        let page = PageRequest::<participations::Key>::parse(limit.0, cursor.0.as_deref())
+            .map_err(ApiError::validation)?;
+        store::fetch(&state.db, id.0, None)
+            .await?
+            .ok_or_else(|| ApiError::not_found("Event"))?;
+        let rows =
+            participations::of_event(&state.db, id.0, page.after.as_ref(), page.fetch()).await?;
+        let (rows, next_cursor) = page.finish(rows, |p| (p.created_at, p.id));
+        let items = rows.into_iter().map(ParticipationView::from).collect();
+        Ok(ParticipantsResponse::Ok(Json(Envelope::ok(
+            "Participants.",
+            Page { items, next_cursor },
+        ))))
+    }
+
+    /// Join an event with an instrument
+    ///
+    /// If the event lists needed instruments, pick one of them that still has a place; if it
+    /// lists none, any instrument is welcome. The organiser is notified.
+    #[oai(
+        path = "/events/:id/participations",
+        method = "post",
+        operation_id = "events_join"
+    )]
+    async fn join(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+        id: Path<Uuid>,
+        body: Json<JoinInput>,
+    ) -> Result<JoinResponse, Errors<JoinErrors>> {
+        let row = participations::join(&state, auth.0.id, id.0, body.0.instrument_id).await?;
+        Ok(JoinResponse::Created(Json(Envelope::created(
+            "Registered.",
+            row.into(),
+        ))))
+    }
+}
+
+fn ensure_organiser(user: &CurrentUser, event: &EventRow) -> Result<(), ApiError> {
+    if event.creator_id == user.id || user.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("Only the event's creator can do this."))
+    }
+}
+
+fn check_quantity(field: &str, quantity: i32) -> Result<i32, FieldError> {
+    if (1..=MAX_QUANTITY).contains(&quantity) {
+        Ok(quantity)
+    } else {
+        Err(FieldError::new(
+            field,
+            "out_of_range",
+            format!("{field} must be 1 to {MAX_QUANTITY}"),
+        ))
+    }
+}
+
+fn parse_genres(v: &mut Validator, ids: &[Uuid]) -> Vec<Uuid> {
+    let mut unique = ids.to_vec();
+    unique.sort();
+    unique.dedup();
+    if unique.len() > MAX_GENRES {
+        v.push(FieldError::new(
+            "genre_ids",
+            "too_long",
+            format!("at most {MAX_GENRES} genres"),
+        ));
+    }
+    unique
+}
+
+fn parse_near(
+    v: &mut Validator,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    radius_km: Option<f64>,
+) -> Option<(f64, f64, f64)> {
+    match Coordinates::parse("lat", "lon", lat, lon) {
+        Ok(Some(p)) => match radius_km {
+            Some(r) if r > 0.0 && r <= MAX_RADIUS_KM => Some((p.latitude, p.longitude, r * 1000.0)),
+            Some(_) => {
+                v.push(FieldError::new(
+                    "radius_km",
+                    "out_of_range",
+                    format!("radius_km must be more than 0 and at most {MAX_RADIUS_KM}"),
+                ));
+                None
+            }
+            None => {
+                v.push(FieldError::new(
+                    "radius_km",
+                    "missing",
+                    "radius_km is required with lat and lon",
+                ));
+                None
+            }
+        },
+        Ok(None) => {
+            if radius_km.is_some() {
+                v.push(FieldError::new(
+                    "lat",
+                    "missing",
+                    "radius_km needs lat and lon",
+                ));
+            }
+            None
+        }
+        Err(errors) => {
+            errors.into_iter().for_each(|e| v.push(e));
+            None
+        }
+    }
+}
+
+/// Event fields as sent, for a creation (all present) or a change (absent = keep).
+struct FieldsInput {
+    title: Option<String>,
+    description: MaybeUndefined<String>,
+    kind: Option<Choice<EventType>>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
+    address: Option<String>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    capacity: MaybeUndefined<i32>,
+    image_url: MaybeUndefined<String>,
+}
+
+/// Validates the merged fields; every bad field is recorded in `v`.
+fn parse_fields(
+    v: &mut Validator,
+    input: FieldsInput,
+    current: Option<&EventRow>,
+) -> Option<EventFields> {
+    let now = Utc::now();
+    let title = match input.title {
+        Some(raw) => match ProfileText::parse("title", &raw, TITLE_MAX) {
+            Ok(Some(t)) => Some(t),
+            Ok(None) => {
+                v.push(FieldError::new("title", "missing", "title is required"));
+                None
+            }
+            Err(e) => {
+                v.push(e);
+                None
+            }
+        },
+        None => current.map(|c| c.title.clone()),
+    };
+    let description = match input.description {
+        MaybeUndefined::Undefined => Some(current.and_then(|c| c.description.clone())),
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(raw) => {
+            v.check(ProfileText::parse("description", &raw, DESCRIPTION_MAX))
+        }
+    };
+    let kind = match input.kind {
+        Some(k) => v.check(k.parse("type")),
+        None => current.map(|c| c.kind),
+    };
+    let address = match input.address {
+        Some(raw) => match ProfileText::parse("address", &raw, ADDRESS_MAX) {
+            Ok(Some(a)) => Some(a),
+            Ok(None) => {
+                v.push(FieldError::new("address", "missing", "address is required"));
+                None
+            }
+            Err(e) => {
+                v.push(e);
+                None
+            }
+        },
+        None => current.map(|c| c.address.clone()),
+    };
+    let coordinates = if input.latitude.is_some() || input.longitude.is_some() || current.is_none()
+    {
+        match Coordinates::parse("latitude", "longitude", input.latitude, input.longitude) {
+            Ok(Some(c)) => Some((c.latitude, c.longitude)),
+            Ok(None) => {
+                v.push(FieldError::new(
+                    "latitude",
+                    "missing",
+                    "latitude and longitude are required",
+                ));
+                None
+            }
+            Err(errors) => {
+                errors.into_iter().for_each(|e| v.push(e));
+                None
+            }
+        }
+    } else {
+        current.map(|c| (c.latitude, c.longitude))
+    };
+    let capacity = match input.capacity {
+        MaybeUndefined::Undefined => Some(current.and_then(|c| c.capacity)),
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(c) if (1..=MAX_CAPACITY).contains(&c) => Some(Some(c)),
+        MaybeUndefined::Value(_) => {
+            v.push(FieldError::new(
+                "capacity",
+                "out_of_range",
+                format!("capacity must be 1 to {MAX_CAPACITY}"),
+            ));
+            None
+        }
+    };
+    let image_url = match input.image_url {
+        MaybeUndefined::Undefined => Some(current.and_then(|c| c.image_url.clone())),
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(raw) => v.check(Url::parse("image_url", &raw)),
+    };
+    let time_changed = input.starts_at.is_some() || input.ends_at.is_some();
+    let starts_at = input.starts_at.or(current.map(|c| c.starts_at));
+    let ends_at = input.ends_at.or(current.map(|c| c.ends_at));
+    if let Some(s) = input.starts_at
+        && s <= now
+    {
+        v.push(FieldError::new(
+            "starts_at",
+            "out_of_range",
+            "starts_at must be in the future",
+        ));
+    }
+    if let (Some(s), Some(e)) = (starts_at, ends_at)
+        && time_changed
+    {
+        if e <= s {
+            v.push(FieldError::new(
+                "ends_at",
+                "out_of_range",
+                "ends_at must be after starts_at",
+            ));
+        } else if e - s > Duration::days(MAX_DURATION_DAYS) {
+            v.push(FieldError::new(
+                "ends_at",
+                "out_of_range",
+                format!("an event lasts at most {MAX_DURATION_DAYS} days"),
+            ));
+        }
+    }
+    let (latitude, longitude) = coordinates?;
+    Some(EventFields {
+        title: title?,
+        description: description?,
+        kind: kind?,
+        starts_at: starts_at?,
+        ends_at: ends_at?,
+        address: address?,
+        latitude,
+        longitude,
+        capacity: capacity?,
+        image_url: image_url?,
+    })
+}
+
+async fn load_one(
+    state: &AppState,
+    id: Uuid,
+    origin: Option<(f64, f64)>,
+) -> Result<EventView, ApiError> {
+    let row = store::fetch(&state.db, id, origin)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Event"))?;
+    load_views(state, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::not_found("Event"))
+}
+
+/// Builds views with genres and needed instruments (two queries for any number of events).
+pub async fn load_views(state: &AppState, rows: Vec<EventRow>) -> Result<Vec<EventView>, ApiError> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut genres: HashMap<Uuid, Vec<GenreRef>> = HashMap::new();
+    for g in store::genres_of(&state.db, &ids).await? {
+        genres.entry(g.event_id).or_default().push(GenreRef {
+            genre_id: g.genre_id,
+            name: g.name,
+        });
+    }
+    let mut needed: HashMap<Uuid, Vec<NeededInstrumentView>> = HashMap::new();
+    for n in store::instruments_of(&state.db, &ids).await? {
+        needed
+            .entry(n.event_id)
+            .or_default()
+            .push(NeededInstrumentView {
+                instrument_id: n.instrument_id,
+                name: n.name,
+                category: n.category,
+                quantity: n.quantity,
+                filled: n.filled,
+                available: (n.quantity - n.filled).max(0),
+            });
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| EventView {
+            status: r.status(),
+            genres: genres.remove(&r.id).unwrap_or_default(),
+            instruments: needed.remove(&r.id).unwrap_or_default(),
+            places_left: r.capacity.map(|c| (c - r.participants_count).max(0)),
+            distance_km: r.distance_m.map(|m| (m / 10.0).round() / 100.0),
+            creator: UserRef {
+                id: r.creator_id,
+                username: r.creator_username,
+            },
+            id: r.id,
+            title: r.title,
+            description: r.description,
+            kind: r.kind,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            address: r.address,
+            latitude: r.latitude,
+            longitude: r.longitude,
+            capacity: r.capacity,
+            participants_count: r.participants_count,
+            image_url: r.image_url,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect())
+}
