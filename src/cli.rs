@@ -30,6 +30,15 @@ enum Command {
     Openapi,
     /// Create the database if needed, apply migrations, and exit.
     Migrate,
+    /// Fill the database with realistic volume, deterministically from `--seed`.
+    Seed {
+        #[arg(long, default_value_t = 5_000)]
+        users: usize,
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Create an administrator, or promote an existing account (matched by username or email).
     CreateAdmin {
         #[arg(long)]
@@ -64,6 +73,21 @@ pub fn main() -> ExitCode {
         telemetry::init(settings.log_format);
         match cli.command {
             None | Some(Command::Serve) => serve(settings).await,
+            Some(Command::Seed { users, events, seed }) => {
+                let pool = db::connect_and_migrate(&settings).await?;
+                let started = std::time::Instant::now();
+                let report = crate::seed::run(&pool, crate::seed::Options { users, events, seed }).await?;
+                println!(
+                    "seeded {} musicians, {} events, {} participations in {:.1?} (password of every \
+                     seeded account: {})",
+                    report.users,
+                    report.events,
+                    report.participations,
+                    started.elapsed(),
+                    crate::seed::SEED_PASSWORD
+                );
+                Ok(())
+            }
             Some(Command::Migrate) => {
                 db::connect_and_migrate(&settings).await?;
                 println!("database is up to date");

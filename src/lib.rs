@@ -17,6 +17,7 @@ pub mod events;
 pub mod http;
 pub mod musicians;
 pub mod notifications;
+pub mod seed;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -1,16 +1,11 @@
 //! Event queries.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{EventRow, EventType, StoredStatus};
-use crate::{
-    catalogue::Category,
-    envelope::FieldError,
-    error::ApiError,
-    musicians::{escape_like, force_custom_plans},
-};
+use crate::{catalogue::Category, envelope::FieldError, error::ApiError, musicians::escape_like};
 
 /// Fields of a new event, validated.
 #[derive(Debug, Clone)]
@@ -175,6 +170,16 @@ pub async fn playing(
     .await?)
 }
 
+/// How many different instruments the event lists.
+pub async fn needed_count(conn: &mut PgConnection, event: Uuid) -> Result<i64, ApiError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM event_instruments WHERE event_id = $1"#,
+        event
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
 pub async fn needs_any(conn: &mut PgConnection, event: Uuid) -> Result<bool, ApiError> {
     Ok(sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM event_instruments WHERE event_id = $1) AS "any!""#,
@@ -254,7 +259,7 @@ pub async fn fetch(
                   e.longitude, e.capacity, e.image_url, e.status AS "status: StoredStatus",
                   e.participants_count, e.created_at, e.updated_at,
                   CASE WHEN $2::float8 IS NULL THEN NULL
-                       ELSE earth_distance(ll_to_earth($2, $3), ll_to_earth(e.latitude, e.longitude))
+                       ELSE earth_distance(ll_to_earth($2, $3), e.location)
                   END AS distance_m
            FROM events e JOIN users u ON u.id = e.creator_id
            WHERE e.id = $1"#,
@@ -349,82 +354,154 @@ pub struct Found {
     pub key: SearchKey,
 }
 
-/// Finds events, `fetch` at most, after `after`; see `musicians::search` for why one static
-/// statement with custom plans.
+#[derive(sqlx::FromRow)]
+struct SearchRow {
+    id: Uuid,
+    creator_id: Uuid,
+    creator_username: String,
+    title: String,
+    description: Option<String>,
+    kind: EventType,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    address: String,
+    latitude: f64,
+    longitude: f64,
+    capacity: Option<i32>,
+    image_url: Option<String>,
+    status: StoredStatus,
+    participants_count: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    distance_m: Option<f64>,
+}
+
+/// Finds events, `fetch` at most, after `after`.
+///
+/// The statement holds only the filters in use (values are always bound parameters), so
+/// each combination is one prepared statement whose plan PostgreSQL caches: the hot search
+/// (radius + date window) costs no planning, and each filter's condition can use its index
+/// (GiST on `location`, btree on `starts_at`, trigram on the text). Every combination is
+/// exercised by the integration tests.
 pub async fn search(
     db: &PgPool,
     s: &Search,
     after: Option<&SearchKey>,
     fetch: i64,
 ) -> Result<Vec<Found>, ApiError> {
-    let pattern = s.text.as_deref().map(|t| format!("%{}%", escape_like(t)));
-    let (lat, lon, radius) = match s.near {
-        Some((lat, lon, r)) => (Some(lat), Some(lon), Some(r)),
-        None => (None, None, None),
+    let mut q = QueryBuilder::<Postgres>::new("");
+    if let Some((lat, lon, _)) = s.near {
+        // The origin once per query, not once per row (generic plans do not fold it).
+        q.push("WITH o AS MATERIALIZED (SELECT ll_to_earth(")
+            .push_bind(lat)
+            .push(", ")
+            .push_bind(lon)
+            .push(") AS p) ");
+    }
+    q.push(
+        "SELECT e.id, e.creator_id, u.username AS creator_username, e.title, e.description,
+                e.type AS kind, e.starts_at, e.ends_at, e.address, e.latitude, e.longitude,
+                e.capacity, e.image_url, e.status, e.participants_count, e.created_at,
+                e.updated_at, e.distance_m
+         FROM (SELECT e.*, ",
+    );
+    if s.near.is_some() {
+        q.push("earth_distance(o.p, e.location) AS distance_m FROM events e, o WHERE true");
+    } else {
+        q.push("NULL::float8 AS distance_m FROM events e WHERE true");
+    }
+    if let Some(text) = &s.text {
+        q.push(" AND (e.title || ' ' || coalesce(e.description, '') || ' ' || e.address) ILIKE ")
+            .push_bind(format!("%{}%", escape_like(text)));
+    }
+    if let Some(kind) = s.kind {
+        q.push(" AND e.type = ").push_bind(kind);
+    }
+    if let Some(from) = s.from {
+        q.push(" AND e.starts_at >= ").push_bind(from);
+    }
+    if let Some(to) = s.to {
+        q.push(" AND e.starts_at <= ").push_bind(to);
+    }
+    match s.status {
+        Some("scheduled") => {
+            q.push(" AND e.status = 'scheduled' AND e.ends_at > now()");
+        }
+        Some("finished") => {
+            q.push(" AND e.status = 'scheduled' AND e.ends_at <= now()");
+        }
+        Some("cancelled") => {
+            q.push(" AND e.status = 'cancelled'");
+        }
+        _ => {}
+    }
+    if let Some(instrument) = s.instrument {
+        q.push(" AND EXISTS (SELECT 1 FROM event_instruments ei WHERE ei.event_id = e.id AND ei.instrument_id = ")
+            .push_bind(instrument)
+            .push(")");
+    }
+    if let Some(genre) = s.genre {
+        q.push(" AND EXISTS (SELECT 1 FROM event_genres eg WHERE eg.event_id = e.id AND eg.genre_id = ")
+            .push_bind(genre)
+            .push(")");
+    }
+    if let Some((_, _, radius)) = s.near {
+        // The space-time box (see the `events_place_time` index), a second wider than the
+        // exact date bounds above so that float rounding can never drop a row.
+        let epoch = |t: DateTime<Utc>| t.timestamp_micros() as f64 / 1e6;
+        let low = s.from.map_or(-1e12, |t| epoch(t) - 1.0);
+        let high = s.to.map_or(1e12, |t| epoch(t) + 1.0);
+        q.push(" AND cube(earth_box(o.p, ")
+            .push_bind(radius)
+            .push("), ")
+            .push_bind(low)
+            .push("::float8, ")
+            .push_bind(high)
+            .push("::float8) @> cube(e.location, event_epoch(e.starts_at))")
+            .push(" AND earth_distance(o.p, e.location) <= ")
+            .push_bind(radius);
+    }
+    let by_distance = s.by_distance && s.near.is_some();
+    if let Some((d, ts, id)) = after {
+        if by_distance {
+            q.push(" AND (earth_distance(o.p, e.location), e.id) > (")
+                .push_bind(*d)
+                .push(", ")
+                .push_bind(*id)
+                .push(")");
+        } else {
+            q.push(" AND (e.starts_at, e.id) > (")
+                .push_bind(*ts)
+                .push(", ")
+                .push_bind(*id)
+                .push(")");
+        }
+    }
+    let order = if by_distance {
+        "distance_m, id"
+    } else {
+        "starts_at, id"
     };
-    let mut tx = db.begin().await?;
-    force_custom_plans(&mut tx).await?;
-    let rows = sqlx::query!(
-        r#"SELECT e.id, e.creator_id, u.username AS creator_username, e.title, e.description,
-                  e.type AS "kind: EventType", e.starts_at, e.ends_at, e.address, e.latitude,
-                  e.longitude, e.capacity, e.image_url, e.status AS "status: StoredStatus",
-                  e.participants_count, e.created_at, e.updated_at,
-                  d.distance_m, k.key_num AS "key_num!", k.key_ts AS "key_ts!"
-           FROM events e
-           JOIN users u ON u.id = e.creator_id
-           CROSS JOIN LATERAL (
-             SELECT CASE WHEN $6::float8 IS NULL THEN NULL
-                    ELSE earth_distance(ll_to_earth($6, $7), ll_to_earth(e.latitude, e.longitude))
-                    END AS distance_m
-           ) d
-           CROSS JOIN LATERAL (
-             SELECT CASE WHEN $11 THEN d.distance_m ELSE 0::float8 END AS key_num,
-                    CASE WHEN $11 THEN 'epoch'::timestamptz ELSE e.starts_at END AS key_ts
-           ) k
-           WHERE ($1::text IS NULL
-                  OR (e.title || ' ' || coalesce(e.description, '') || ' ' || e.address) ILIKE $1)
-             AND ($2::event_type IS NULL OR e.type = $2)
-             AND ($3::timestamptz IS NULL OR e.starts_at >= $3)
-             AND ($4::timestamptz IS NULL OR e.starts_at <= $4)
-             AND (CASE $5::text
-                    WHEN 'scheduled' THEN e.status = 'scheduled' AND e.ends_at > now()
-                    WHEN 'finished' THEN e.status = 'scheduled' AND e.ends_at <= now()
-                    WHEN 'cancelled' THEN e.status = 'cancelled'
-                    ELSE true END)
-             AND ($9::uuid IS NULL OR EXISTS (
-                   SELECT 1 FROM event_instruments ei
-                   WHERE ei.event_id = e.id AND ei.instrument_id = $9))
-             AND ($10::uuid IS NULL OR EXISTS (
-                   SELECT 1 FROM event_genres eg WHERE eg.event_id = e.id AND eg.genre_id = $10))
-             AND ($6::float8 IS NULL OR (
-                   earth_box(ll_to_earth($6, $7), $8) @> ll_to_earth(e.latitude, e.longitude)
-                   AND earth_distance(ll_to_earth($6, $7), ll_to_earth(e.latitude, e.longitude)) <= $8))
-             AND ($12::float8 IS NULL OR (k.key_num, k.key_ts, e.id) > ($12, $13, $14))
-           ORDER BY k.key_num, k.key_ts, e.id
-           LIMIT $15"#,
-        pattern,
-        s.kind as Option<EventType>,
-        s.from,
-        s.to,
-        s.status,
-        lat,
-        lon,
-        radius,
-        s.instrument,
-        s.genre,
-        s.by_distance,
-        after.map(|a| a.0),
-        after.map(|a| a.1),
-        after.map(|a| a.2),
-        fetch,
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    q.push(" ORDER BY ")
+        .push(order)
+        .push(" LIMIT ")
+        .push_bind(fetch)
+        .push(") e JOIN users u ON u.id = e.creator_id ORDER BY e.")
+        .push(if by_distance {
+            "distance_m, e.id"
+        } else {
+            "starts_at, e.id"
+        });
+
+    let rows: Vec<SearchRow> = q.build_query_as().fetch_all(db).await?;
     Ok(rows
         .into_iter()
         .map(|r| Found {
-            key: (r.key_num, r.key_ts, r.id),
+            key: if by_distance {
+                (r.distance_m.unwrap_or_default(), DateTime::UNIX_EPOCH, r.id)
+            } else {
+                (0.0, r.starts_at, r.id)
+            },
             row: EventRow {
                 id: r.id,
                 creator_id: r.creator_id,

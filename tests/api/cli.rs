@@ -174,3 +174,58 @@ async fn sigterm_shuts_down_gracefully() {
     };
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[tokio::test]
+async fn seed_is_deterministic_and_consistent() {
+    let first = spawn_app().await;
+    let second = spawn_app().await;
+    for app in [&first, &second] {
+        let out = tunelink()
+            .args(["seed", "--users", "60", "--events", "300", "--seed", "7"])
+            .env(
+                "DATABASE_URL",
+                format!("{}/{}", postgres_base(), app.database),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let fingerprint = "SELECT md5(string_agg(e.id::text || e.title || e.starts_at::text || e.participants_count, ',' ORDER BY e.id))
+                       || md5((SELECT string_agg(p.id::text || p.user_id::text || p.status::text, ',' ORDER BY p.id) FROM participations p))
+                       FROM events e";
+    let a: String = sqlx::query_scalar(fingerprint)
+        .fetch_one(&first.db)
+        .await
+        .unwrap();
+    let b: String = sqlx::query_scalar(fingerprint)
+        .fetch_one(&second.db)
+        .await
+        .unwrap();
+    assert_eq!(a, b, "same seed, same data");
+
+    // Counters agree with the rows they count.
+    let drift: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM events e WHERE participants_count <>
+           (SELECT count(*) FROM participations p WHERE p.event_id = e.id AND p.status IN ('pending', 'accepted'))",
+    )
+    .fetch_one(&first.db)
+    .await
+    .unwrap();
+    assert_eq!(drift, 0);
+    // A seeded musician can log in with the documented password.
+    first.login("musician000001", "tunelink-seed").await.ok(200);
+    // Seeding twice is refused.
+    let again = tunelink()
+        .args(["seed", "--users", "1", "--events", "1"])
+        .env(
+            "DATABASE_URL",
+            format!("{}/{}", postgres_base(), first.database),
+        )
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+}

@@ -1,301 +1,45 @@
 //! `/events…`: organise, find, and join events.
 
+mod fields;
+mod models;
+
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
-    ApiResponse, Enum, Object, OpenApi,
+    ApiResponse, OpenApi,
     param::{Path, Query},
     payload::Json,
-    types::{Example, MaybeUndefined},
+    types::MaybeUndefined,
 };
 use uuid::Uuid;
 
+use self::fields::{
+    FieldsInput, MAX_INSTRUMENTS, check_quantity, parse_fields, parse_genres, parse_near,
+};
+pub use self::models::*;
 use super::{
     ApiTags,
-    choice::{Choice, Choices},
+    choice::Choice,
     pagination::{Page, PageRequest},
     participations::ParticipationView,
     responses::Errors,
 };
 use crate::{
     auth::{AuthUser, CurrentUser, Role},
-    catalogue::Category,
-    domain::{Coordinates, ProfileText, Url, Validator, checked},
+    domain::{Coordinates, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},
     error::ApiError,
     error_set,
     events::{
         EventRow, EventStatus, EventType,
         participations::{self, ensure_open},
-        store::{self, EventFields},
+        store,
     },
     notifications::{self, Kind, Notice},
     state::AppState,
 };
-
-pub const TITLE_MAX: usize = 120;
-pub const DESCRIPTION_MAX: usize = 5000;
-pub const ADDRESS_MAX: usize = 300;
-pub const MAX_CAPACITY: i32 = 100_000;
-pub const MAX_GENRES: usize = 10;
-pub const MAX_INSTRUMENTS: usize = 50;
-pub const MAX_QUANTITY: i32 = 1000;
-pub const MAX_DURATION_DAYS: i64 = 31;
-pub const MAX_RADIUS_KM: f64 = 500.0;
-
-impl Choices for EventType {
-    const NAMES: &'static str = "jam, concert, rehearsal, open_mic, workshop, other";
-}
-
-impl Choices for EventStatus {
-    const NAMES: &'static str = "scheduled, cancelled, finished";
-}
-
-/// Order of search results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
-pub enum EventSort {
-    /// By start time, soonest first.
-    Date,
-    /// Nearest first (needs `lat`, `lon` and `radius_km`).
-    Distance,
-}
-
-impl Choices for EventSort {
-    const NAMES: &'static str = "date, distance";
-}
-
-#[derive(Debug, Clone, Object)]
-pub struct UserRef {
-    pub id: Uuid,
-    pub username: String,
-}
-
-#[derive(Debug, Clone, Object)]
-pub struct GenreRef {
-    pub genre_id: Uuid,
-    pub name: String,
-}
-
-/// An instrument an event needs.
-#[derive(Debug, Clone, Object)]
-#[oai(example)]
-pub struct NeededInstrumentView {
-    pub instrument_id: Uuid,
-    pub name: String,
-    pub category: Category,
-    pub quantity: i32,
-    /// Places taken (pending or accepted participations).
-    pub filled: i32,
-    pub available: i32,
-}
-
-impl Example for NeededInstrumentView {
-    fn example() -> Self {
-        Self {
-            instrument_id: Uuid::from_u128(0x0190_9c1e_0000_7000_8000_0000_0000_0001),
-            name: "Double Bass".into(),
-            category: Category::Strings,
-            quantity: 1,
-            filled: 0,
-            available: 1,
-        }
-    }
-}
-
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct EventView {
-    pub id: Uuid,
-    pub title: String,
-    pub description: Option<String>,
-    #[oai(rename = "type")]
-    pub kind: EventType,
-    pub status: EventStatus,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: DateTime<Utc>,
-    pub address: String,
-    pub latitude: f64,
-    pub longitude: f64,
-    /// `null`: no limit.
-    pub capacity: Option<i32>,
-    /// Pending and accepted participations.
-    pub participants_count: i32,
-    /// `null` when there is no capacity.
-    pub places_left: Option<i32>,
-    pub image_url: Option<String>,
-    pub creator: UserRef,
-    pub genres: Vec<GenreRef>,
-    /// Empty: open to any instrument.
-    pub instruments: Vec<NeededInstrumentView>,
-    /// Kilometres from the point given in `lat`/`lon`, if any.
-    pub distance_km: Option<f64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-fn example_time(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|d| d.with_timezone(&Utc))
-        .unwrap_or_default()
-}
-
-impl Example for EventView {
-    fn example() -> Self {
-        Self {
-            id: Uuid::from_u128(0x0190_9c1e_0000_7000_8000_0000_0000_00e1),
-            title: "Friday jazz jam".into(),
-            description: Some("Standards, all levels welcome.".into()),
-            kind: EventType::Jam,
-            status: EventStatus::Scheduled,
-            starts_at: example_time("2026-12-04T19:00:00Z"),
-            ends_at: example_time("2026-12-04T23:00:00Z"),
-            address: "12 rue Mercière, 69002 Lyon".into(),
-            latitude: 45.7622,
-            longitude: 4.8320,
-            capacity: Some(12),
-            participants_count: 3,
-            places_left: Some(9),
-            image_url: None,
-            creator: UserRef {
-                id: Uuid::from_u128(0x0190_9c1e_7a4b_7c3d_9e2f_1a2b_3c4d_5e6f),
-                username: "nina_keys".into(),
-            },
-            genres: vec![GenreRef {
-                genre_id: Uuid::from_u128(0x0190_9c1e_0000_7000_8000_0000_0000_0002),
-                name: "Jazz".into(),
-            }],
-            instruments: vec![NeededInstrumentView::example()],
-            distance_km: Some(0.4),
-            created_at: example_time("2026-11-21T10:00:00Z"),
-            updated_at: example_time("2026-11-21T10:00:00Z"),
-        }
-    }
-}
-
-#[derive(Debug, Object)]
-pub struct NeededInput {
-    pub instrument_id: Uuid,
-    /// 1–1000.
-    pub quantity: i32,
-}
-
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct NewEvent {
-    /// 1–120 characters.
-    pub title: String,
-    /// At most 5,000 characters.
-    pub description: Option<String>,
-    #[oai(rename = "type")]
-    pub kind: Choice<EventType>,
-    /// At most 10.
-    #[oai(default)]
-    pub genre_ids: Vec<Uuid>,
-    /// In the future.
-    pub starts_at: DateTime<Utc>,
-    /// After `starts_at`, at most 31 days later.
-    pub ends_at: DateTime<Utc>,
-    /// 1–300 characters.
-    pub address: String,
-    pub latitude: f64,
-    pub longitude: f64,
-    /// 1–100,000; absent: no limit.
-    pub capacity: Option<i32>,
-    pub image_url: Option<String>,
-    /// Instruments needed; absent or empty: open to any instrument.
-    #[oai(default)]
-    pub instruments: Vec<NeededInput>,
-}
-
-impl Example for NewEvent {
-    fn example() -> Self {
-        let e = EventView::example();
-        Self {
-            title: e.title,
-            description: e.description,
-            kind: Choice(Ok(EventType::Jam)),
-            genre_ids: vec![e.genres[0].genre_id],
-            starts_at: e.starts_at,
-            ends_at: e.ends_at,
-            address: e.address,
-            latitude: e.latitude,
-            longitude: e.longitude,
-            capacity: e.capacity,
-            image_url: None,
-            instruments: vec![NeededInput {
-                instrument_id: e.instruments[0].instrument_id,
-                quantity: 1,
-            }],
-        }
-    }
-}
-
-/// Fields to change; absent fields stay, `null` clears a nullable one.
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct EventChange {
-    pub title: Option<String>,
-    pub description: MaybeUndefined<String>,
-    #[oai(rename = "type")]
-    pub kind: Option<Choice<EventType>>,
-    pub genre_ids: Option<Vec<Uuid>>,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
-    pub address: Option<String>,
-    pub latitude: Option<f64>,
-    pub longitude: Option<f64>,
-    pub capacity: MaybeUndefined<i32>,
-    pub image_url: MaybeUndefined<String>,
-}
-
-impl Example for EventChange {
-    fn example() -> Self {
-        Self {
-            title: None,
-            description: MaybeUndefined::Undefined,
-            kind: None,
-            genre_ids: None,
-            starts_at: Some(example_time("2026-12-04T20:00:00Z")),
-            ends_at: Some(example_time("2026-12-05T00:00:00Z")),
-            address: None,
-            latitude: None,
-            longitude: None,
-            capacity: MaybeUndefined::Value(15),
-            image_url: MaybeUndefined::Undefined,
-        }
-    }
-}
-
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct Quantity {
-    /// 1–1000.
-    pub quantity: i32,
-}
-
-impl Example for Quantity {
-    fn example() -> Self {
-        Self { quantity: 2 }
-    }
-}
-
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct JoinInput {
-    /// The instrument you will play.
-    pub instrument_id: Uuid,
-}
-
-impl Example for JoinInput {
-    fn example() -> Self {
-        Self {
-            instrument_id: NeededInstrumentView::example().instrument_id,
-        }
-    }
-}
 
 #[derive(ApiResponse)]
 pub enum EventResponse {
@@ -716,6 +460,18 @@ impl EventsApi {
             .ok_or_else(|| ApiError::not_found("Event"))?;
         ensure_organiser(&auth.0, &event)?;
         ensure_open(&event)?;
+        if store::needed(&mut tx, event.id, instrument_id.0)
+            .await?
+            .is_none()
+            && store::needed_count(&mut tx, event.id).await? >= MAX_INSTRUMENTS as i64
+        {
+            return Err(ApiError::field(
+                "instrument_id",
+                "too_long",
+                format!("an event needs at most {MAX_INSTRUMENTS} different instruments"),
+            )
+            .into());
+        }
         let playing = store::playing(&mut tx, event.id, instrument_id.0).await?;
         if quantity < playing {
             return Err(ApiError::state_conflict(
@@ -838,217 +594,6 @@ fn ensure_organiser(user: &CurrentUser, event: &EventRow) -> Result<(), ApiError
     } else {
         Err(ApiError::forbidden("Only the event's creator can do this."))
     }
-}
-
-fn check_quantity(field: &str, quantity: i32) -> Result<i32, FieldError> {
-    if (1..=MAX_QUANTITY).contains(&quantity) {
-        Ok(quantity)
-    } else {
-        Err(FieldError::new(
-            field,
-            "out_of_range",
-            format!("{field} must be 1 to {MAX_QUANTITY}"),
-        ))
-    }
-}
-
-fn parse_genres(v: &mut Validator, ids: &[Uuid]) -> Vec<Uuid> {
-    let mut unique = ids.to_vec();
-    unique.sort();
-    unique.dedup();
-    if unique.len() > MAX_GENRES {
-        v.push(FieldError::new(
-            "genre_ids",
-            "too_long",
-            format!("at most {MAX_GENRES} genres"),
-        ));
-    }
-    unique
-}
-
-fn parse_near(
-    v: &mut Validator,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    radius_km: Option<f64>,
-) -> Option<(f64, f64, f64)> {
-    match Coordinates::parse("lat", "lon", lat, lon) {
-        Ok(Some(p)) => match radius_km {
-            Some(r) if r > 0.0 && r <= MAX_RADIUS_KM => Some((p.latitude, p.longitude, r * 1000.0)),
-            Some(_) => {
-                v.push(FieldError::new(
-                    "radius_km",
-                    "out_of_range",
-                    format!("radius_km must be more than 0 and at most {MAX_RADIUS_KM}"),
-                ));
-                None
-            }
-            None => {
-                v.push(FieldError::new(
-                    "radius_km",
-                    "missing",
-                    "radius_km is required with lat and lon",
-                ));
-                None
-            }
-        },
-        Ok(None) => {
-            if radius_km.is_some() {
-                v.push(FieldError::new(
-                    "lat",
-                    "missing",
-                    "radius_km needs lat and lon",
-                ));
-            }
-            None
-        }
-        Err(errors) => {
-            errors.into_iter().for_each(|e| v.push(e));
-            None
-        }
-    }
-}
-
-/// Event fields as sent, for a creation (all present) or a change (absent = keep).
-struct FieldsInput {
-    title: Option<String>,
-    description: MaybeUndefined<String>,
-    kind: Option<Choice<EventType>>,
-    starts_at: Option<DateTime<Utc>>,
-    ends_at: Option<DateTime<Utc>>,
-    address: Option<String>,
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-    capacity: MaybeUndefined<i32>,
-    image_url: MaybeUndefined<String>,
-}
-
-/// Validates the merged fields; every bad field is recorded in `v`.
-fn parse_fields(
-    v: &mut Validator,
-    input: FieldsInput,
-    current: Option<&EventRow>,
-) -> Option<EventFields> {
-    let now = Utc::now();
-    let title = match input.title {
-        Some(raw) => match ProfileText::parse("title", &raw, TITLE_MAX) {
-            Ok(Some(t)) => Some(t),
-            Ok(None) => {
-                v.push(FieldError::new("title", "missing", "title is required"));
-                None
-            }
-            Err(e) => {
-                v.push(e);
-                None
-            }
-        },
-        None => current.map(|c| c.title.clone()),
-    };
-    let description = match input.description {
-        MaybeUndefined::Undefined => Some(current.and_then(|c| c.description.clone())),
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(raw) => {
-            v.check(ProfileText::parse("description", &raw, DESCRIPTION_MAX))
-        }
-    };
-    let kind = match input.kind {
-        Some(k) => v.check(k.parse("type")),
-        None => current.map(|c| c.kind),
-    };
-    let address = match input.address {
-        Some(raw) => match ProfileText::parse("address", &raw, ADDRESS_MAX) {
-            Ok(Some(a)) => Some(a),
-            Ok(None) => {
-                v.push(FieldError::new("address", "missing", "address is required"));
-                None
-            }
-            Err(e) => {
-                v.push(e);
-                None
-            }
-        },
-        None => current.map(|c| c.address.clone()),
-    };
-    let coordinates = if input.latitude.is_some() || input.longitude.is_some() || current.is_none()
-    {
-        match Coordinates::parse("latitude", "longitude", input.latitude, input.longitude) {
-            Ok(Some(c)) => Some((c.latitude, c.longitude)),
-            Ok(None) => {
-                v.push(FieldError::new(
-                    "latitude",
-                    "missing",
-                    "latitude and longitude are required",
-                ));
-                None
-            }
-            Err(errors) => {
-                errors.into_iter().for_each(|e| v.push(e));
-                None
-            }
-        }
-    } else {
-        current.map(|c| (c.latitude, c.longitude))
-    };
-    let capacity = match input.capacity {
-        MaybeUndefined::Undefined => Some(current.and_then(|c| c.capacity)),
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(c) if (1..=MAX_CAPACITY).contains(&c) => Some(Some(c)),
-        MaybeUndefined::Value(_) => {
-            v.push(FieldError::new(
-                "capacity",
-                "out_of_range",
-                format!("capacity must be 1 to {MAX_CAPACITY}"),
-            ));
-            None
-        }
-    };
-    let image_url = match input.image_url {
-        MaybeUndefined::Undefined => Some(current.and_then(|c| c.image_url.clone())),
-        MaybeUndefined::Null => Some(None),
-        MaybeUndefined::Value(raw) => v.check(Url::parse("image_url", &raw)),
-    };
-    let time_changed = input.starts_at.is_some() || input.ends_at.is_some();
-    let starts_at = input.starts_at.or(current.map(|c| c.starts_at));
-    let ends_at = input.ends_at.or(current.map(|c| c.ends_at));
-    if let Some(s) = input.starts_at
-        && s <= now
-    {
-        v.push(FieldError::new(
-            "starts_at",
-            "out_of_range",
-            "starts_at must be in the future",
-        ));
-    }
-    if let (Some(s), Some(e)) = (starts_at, ends_at)
-        && time_changed
-    {
-        if e <= s {
-            v.push(FieldError::new(
-                "ends_at",
-                "out_of_range",
-                "ends_at must be after starts_at",
-            ));
-        } else if e - s > Duration::days(MAX_DURATION_DAYS) {
-            v.push(FieldError::new(
-                "ends_at",
-                "out_of_range",
-                format!("an event lasts at most {MAX_DURATION_DAYS} days"),
-            ));
-        }
-    }
-    let (latitude, longitude) = coordinates?;
-    Some(EventFields {
-        title: title?,
-        description: description?,
-        kind: kind?,
-        starts_at: starts_at?,
-        ends_at: ends_at?,
-        address: address?,
-        latitude,
-        longitude,
-        capacity: capacity?,
-        image_url: image_url?,
-    })
 }
 
 async fn load_one(
