@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod caching;
 pub mod choice;
+pub mod conversations;
 pub mod events;
 pub mod genres;
 pub mod health;
@@ -30,6 +31,8 @@ pub enum ApiTags {
     Events,
     /// Notifications.
     Notifications,
+    /// Conversations and messages.
+    Chat,
     /// Liveness and readiness.
     Operations,
 }
@@ -43,6 +46,7 @@ pub type Apis = (
     events::EventsApi,
     participations::ParticipationsApi,
     notifications::NotificationsApi,
+    conversations::ConversationsApi,
     health::HealthApi,
 );
 
@@ -58,6 +62,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             events::EventsApi,
             participations::ParticipationsApi,
             notifications::NotificationsApi,
+            conversations::ConversationsApi,
             health::HealthApi,
         ),
         "TuneLink API",

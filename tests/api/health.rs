@@ -76,6 +76,13 @@ pub fn check_spec(spec: &Value) {
         "/api/v1/notifications/{id}",
         "/api/v1/notifications/{id}/read",
         "/api/v1/notifications/read-all",
+        "/api/v1/conversations",
+        "/api/v1/conversations/{id}",
+        "/api/v1/conversations/{id}/participants",
+        "/api/v1/conversations/{id}/participants/{user_id}",
+        "/api/v1/conversations/{id}/messages",
+        "/api/v1/conversations/{id}/read",
+        "/api/v1/messages/{id}",
         "/healthz",
         "/readyz",
     ] {

@@ -7,6 +7,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod catalogue;
+mod chat;
 mod cli;
 mod envelope;
 mod event_search;

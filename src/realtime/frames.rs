@@ -1,0 +1,236 @@
+//! The WebSocket protocol's frames (version 1): what the server sends and what clients
+//! send, as two serde enums tagged by `type`. Documented in `protocol/`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserRef {
+    pub id: Uuid,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MessageData {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    /// The message number in its conversation: 1, 2, 3… with no gap.
+    pub seq: i64,
+    pub author: UserRef,
+    /// `null` once deleted.
+    pub body: Option<String>,
+    pub client_msg_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConversationData {
+    pub id: Uuid,
+    pub kind: String,
+    pub title: Option<String>,
+    pub members: Vec<UserRef>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Server → client.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type")]
+pub enum ServerFrame {
+    /// First frame of an authenticated session.
+    #[serde(rename = "ready")]
+    Ready {
+        protocol: u32,
+        user_id: Uuid,
+        session_id: Uuid,
+        /// The server pings this often; answer pongs (browsers do it themselves).
+        heartbeat_secs: u64,
+    },
+    /// Answer to `send`: the stored message (the first one, for a retried `client_msg_id`).
+    #[serde(rename = "ack")]
+    Ack {
+        #[serde(rename = "ref")]
+        reference: String,
+        message: MessageData,
+    },
+    /// A refused client frame (with its `ref` when it had one) or a session problem.
+    #[serde(rename = "error")]
+    Error {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none", default)]
+        reference: Option<String>,
+        code: String,
+        message: String,
+    },
+    #[serde(rename = "message.created")]
+    MessageCreated {
+        conversation_id: Uuid,
+        seq: i64,
+        message: MessageData,
+    },
+    #[serde(rename = "message.edited")]
+    MessageEdited {
+        conversation_id: Uuid,
+        seq: i64,
+        message: MessageData,
+    },
+    #[serde(rename = "message.deleted")]
+    MessageDeleted {
+        conversation_id: Uuid,
+        seq: i64,
+        message: MessageData,
+    },
+    /// A member's read marker moved forward (to message number `last_read_seq`).
+    #[serde(rename = "read.updated")]
+    ReadUpdated {
+        conversation_id: Uuid,
+        seq: i64,
+        user_id: Uuid,
+        last_read_seq: i64,
+    },
+    #[serde(rename = "member.joined")]
+    MemberJoined {
+        conversation_id: Uuid,
+        seq: i64,
+        user: UserRef,
+        by: Uuid,
+    },
+    #[serde(rename = "member.left")]
+    MemberLeft {
+        conversation_id: Uuid,
+        seq: i64,
+        user_id: Uuid,
+        by: Uuid,
+    },
+    #[serde(rename = "conversation.created")]
+    ConversationCreated {
+        conversation_id: Uuid,
+        seq: i64,
+        conversation: ConversationData,
+    },
+    #[serde(rename = "conversation.renamed")]
+    ConversationRenamed {
+        conversation_id: Uuid,
+        seq: i64,
+        title: Option<String>,
+        by: Uuid,
+    },
+    /// Someone is typing (not stored, not replayed).
+    #[serde(rename = "typing")]
+    Typing {
+        conversation_id: Uuid,
+        user_id: Uuid,
+    },
+    /// Someone you talk with came online or went offline (not stored, not replayed).
+    #[serde(rename = "presence")]
+    Presence {
+        user_id: Uuid,
+        status: String,
+        last_seen_at: Option<DateTime<Utc>>,
+    },
+    #[serde(rename = "notification.created")]
+    NotificationCreated { notification: serde_json::Value },
+    /// Events may have been missed and cannot be replayed here: refetch over REST
+    /// (the conversation's messages, or everything when `conversation_id` is null).
+    #[serde(rename = "resync_required")]
+    ResyncRequired {
+        conversation_id: Option<Uuid>,
+        reason: String,
+    },
+    /// The end of a resume: everything missed has been sent.
+    #[serde(rename = "resumed")]
+    Resumed { replayed: u64 },
+    #[serde(rename = "pong")]
+    Pong {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none", default)]
+        reference: Option<String>,
+    },
+}
+
+impl ServerFrame {
+    /// The conversation event number, for frames stored in the event log.
+    pub fn event_seq(&self) -> Option<(Uuid, i64)> {
+        match self {
+            Self::MessageCreated {
+                conversation_id,
+                seq,
+                ..
+            }
+            | Self::MessageEdited {
+                conversation_id,
+                seq,
+                ..
+            }
+            | Self::MessageDeleted {
+                conversation_id,
+                seq,
+                ..
+            }
+            | Self::ReadUpdated {
+                conversation_id,
+                seq,
+                ..
+            }
+            | Self::MemberJoined {
+                conversation_id,
+                seq,
+                ..
+            }
+            | Self::MemberLeft {
+                conversation_id,
+                seq,
+                ..
+            }
+            | Self::ConversationCreated {
+                conversation_id,
+                seq,
+                ..
+            }
+            | Self::ConversationRenamed {
+                conversation_id,
+                seq,
+                ..
+            } => Some((*conversation_id, *seq)),
+            _ => None,
+        }
+    }
+}
+
+/// Client → server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Browsers, which cannot set headers: the first frame, within 5 seconds.
+    #[serde(rename = "auth")]
+    Auth { token: String },
+    /// Send a message; answered by `ack` (same `ref`) or `error`.
+    #[serde(rename = "send")]
+    Send {
+        #[serde(rename = "ref")]
+        reference: String,
+        conversation_id: Uuid,
+        body: String,
+        #[serde(default)]
+        client_msg_id: Option<String>,
+    },
+    #[serde(rename = "typing")]
+    Typing { conversation_id: Uuid },
+    /// Mark read up to message number `seq`.
+    #[serde(rename = "read")]
+    Read { conversation_id: Uuid, seq: i64 },
+    #[serde(rename = "ping")]
+    Ping {
+        #[serde(rename = "ref", default)]
+        reference: Option<String>,
+    },
+    /// After a reconnect: the last event number seen per conversation. Everything after
+    /// is replayed in order, then `resumed`; conversations not listed are replayed from
+    /// their start (or `resync_required` when too much was missed).
+    #[serde(rename = "resume")]
+    Resume {
+        conversations: std::collections::HashMap<Uuid, i64>,
+    },
+}
