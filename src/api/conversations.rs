@@ -563,6 +563,7 @@ impl ConversationsApi {
         method = "get",
         operation_id = "conversations_messages"
     )]
+    #[allow(clippy::too_many_arguments)]
     async fn history(
         &self,
         state: Data<&AppState>,
