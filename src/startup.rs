@@ -10,7 +10,7 @@ use poem::{
     middleware::CatchPanic,
 };
 
-use crate::{api, config::Settings, db, error::ApiError, http, state::AppState};
+use crate::{api, config::Settings, db, error::ApiError, http, realtime, state::AppState};
 
 pub struct Application {
     acceptor: TcpAcceptor,
@@ -69,7 +69,13 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let grace = self.state.settings.shutdown_grace;
         tracing::info!(addr = %self.addr, "TuneLink listening");
+        let hub = self.state.hub.clone();
         let app = routes(self.state);
+        // Sockets are told to reconnect elsewhere as soon as shutdown starts.
+        let shutdown = async move {
+            shutdown.await;
+            hub.shutdown();
+        };
         Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(grace))
             .await
@@ -84,6 +90,7 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
     Route::new()
         .nest("/docs", service.swagger_ui())
         .at("/openapi.json", service.spec_endpoint())
+        .at("/ws", realtime::route::ws)
         .nest("/", service)
         .with(http::LimitBody(max_body))
         .data(state)

@@ -9,6 +9,7 @@ use crate::{
     bus::Bus,
     catalogue::CatalogueCache,
     config::Settings,
+    realtime::hub::Hub,
 };
 
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct Inner {
     /// Fan-out between instances (Redis) or within this one.
     pub bus: Bus,
     pub catalogue: Arc<CatalogueCache>,
+    /// This process's WebSocket connections.
+    pub hub: Hub,
 }
 
 impl AppState {
@@ -39,6 +42,7 @@ impl AppState {
             _ => Bus::local(),
         };
         let catalogue = CatalogueCache::start(&bus);
+        let hub = Hub::start(&bus, db.clone());
         Ok(Self(Arc::new(Inner {
             settings,
             db,
@@ -47,6 +51,7 @@ impl AppState {
             tokens,
             bus,
             catalogue,
+            hub,
         })))
     }
 }

@@ -16,6 +16,7 @@ use crate::{
     envelope::{Envelope, FieldError, Nothing},
     error::{ApiError, ErrorCode},
     error_set,
+    realtime::hub::publish_revoked,
     state::AppState,
 };
 
@@ -286,6 +287,7 @@ impl AuthApi {
     ) -> Result<SessionResponse, Errors<RefreshErrors>> {
         let rotated = sessions::rotate(
             &state.db,
+            &state.bus,
             body.0.refresh_token.trim(),
             state.settings.refresh_token_ttl,
         )
@@ -322,6 +324,7 @@ impl AuthApi {
     ) -> Result<LogoutResponse, Errors<LogoutErrors>> {
         let mut conn = state.db.acquire().await?;
         sessions::revoke(&mut conn, auth.0.session_id, RevokeReason::Logout).await?;
+        publish_revoked(&state.bus, &[auth.0.session_id]).await;
         Ok(LogoutResponse::Ok(Json(Envelope::ok(
             "Logged out.",
             Nothing,

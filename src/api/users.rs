@@ -23,6 +23,7 @@ use crate::{
     envelope::{Envelope, FieldError, Nothing},
     error::ApiError,
     error_set,
+    realtime::hub::publish_revoked,
     state::AppState,
 };
 
@@ -309,8 +310,10 @@ impl UsersApi {
         if erase.0 {
             accounts::erase(&mut tx, auth.0.id).await?;
         }
-        sessions::revoke_all(&mut tx, auth.0.id, None, RevokeReason::Deactivated).await?;
+        let ended =
+            sessions::revoke_all(&mut tx, auth.0.id, None, RevokeReason::Deactivated).await?;
         tx.commit().await?;
+        publish_revoked(&state.bus, &ended).await;
         let message = if erase.0 {
             "Account deactivated and personal data erased."
         } else {
@@ -354,7 +357,7 @@ impl UsersApi {
         let hash = state.passwords.hash(&new).await?;
         let mut tx = state.db.begin().await?;
         accounts::set_password(&mut tx, auth.0.id, &hash).await?;
-        sessions::revoke_all(
+        let ended = sessions::revoke_all(
             &mut tx,
             auth.0.id,
             Some(auth.0.session_id),
@@ -362,6 +365,7 @@ impl UsersApi {
         )
         .await?;
         tx.commit().await?;
+        publish_revoked(&state.bus, &ended).await;
         Ok(DoneResponse::Ok(Json(Envelope::ok(
             "Password changed; your other sessions have ended.",
             Nothing,

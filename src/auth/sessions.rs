@@ -14,7 +14,11 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::Role;
-use crate::error::{ApiError, ErrorCode};
+use crate::{
+    bus::Bus,
+    error::{ApiError, ErrorCode},
+    realtime::hub::publish_revoked,
+};
 
 /// Why a session ended, as stored in `sessions.revoked_reason`.
 #[derive(Debug, Clone, Copy)]
@@ -86,7 +90,12 @@ pub struct Rotated {
 }
 
 /// Uses up `token` and issues the next one of its family.
-pub async fn rotate(db: &PgPool, token: &str, ttl: Duration) -> Result<Rotated, ApiError> {
+pub async fn rotate(
+    db: &PgPool,
+    bus: &Bus,
+    token: &str,
+    ttl: Duration,
+) -> Result<Rotated, ApiError> {
     let hash = hash_token(token);
     let mut tx = db.begin().await?;
     // Only one concurrent use can flip `used_at`; any other sees a used token below.
@@ -110,6 +119,7 @@ pub async fn rotate(db: &PgPool, token: &str, ttl: Duration) -> Result<Rotated, 
             Some(session_id) => {
                 revoke(&mut tx, session_id, RevokeReason::RefreshTokenReused).await?;
                 tx.commit().await?;
+                publish_revoked(bus, &[session_id]).await;
                 tracing::warn!(%session_id, "refresh token reused: session revoked");
                 Err(ApiError::unauthorized(
                     ErrorCode::RefreshTokenReused,
@@ -180,21 +190,22 @@ pub async fn revoke(
     Ok(())
 }
 
-/// Ends every session of a user, except `keep` when given.
+/// Ends every session of a user, except `keep` when given; returns the sessions ended
+/// (announce them with `realtime::hub::publish_revoked` after commit).
 pub async fn revoke_all(
     conn: &mut PgConnection,
     user_id: Uuid,
     keep: Option<Uuid>,
     reason: RevokeReason,
-) -> Result<u64, ApiError> {
-    let done = sqlx::query!(
+) -> Result<Vec<Uuid>, ApiError> {
+    Ok(sqlx::query_scalar!(
         "UPDATE sessions SET revoked_at = now(), revoked_reason = $3
-         WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2",
+         WHERE user_id = $1 AND revoked_at IS NULL AND id IS DISTINCT FROM $2
+         RETURNING id",
         user_id,
         keep,
         reason.as_str(),
     )
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+    .fetch_all(conn)
+    .await?)
 }

@@ -1,3 +1,7 @@
-//! Real time: the WebSocket protocol and the hub that fans frames out to connections.
+//! Real time: the WebSocket protocol, the hub that fans frames out to connections, and
+//! the connections themselves.
 
+pub mod connection;
 pub mod frames;
+pub mod hub;
+pub mod route;

@@ -17,5 +17,7 @@ mod musicians;
 mod notifications;
 mod participations;
 mod prototype;
+mod realtime;
 mod tokens;
 mod users;
+mod ws;

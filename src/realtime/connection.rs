@@ -1,0 +1,467 @@
+//! One WebSocket connection: authentication, then a reader (client frames) and a writer
+//! (queued frames, written in batches: many `feed`s, one flush) that stop each other.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use chrono::Utc;
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use poem::web::websocket::{CloseCode, Message, WebSocketStream};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{
+    frames::{ClientFrame, PROTOCOL_VERSION, ServerFrame},
+    hub::{Kill, Outgoing, close},
+};
+use crate::{
+    auth::{CurrentUser, authenticate},
+    chat::{self, store},
+    error::ApiError,
+    state::AppState,
+};
+
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+pub const HEARTBEAT: Duration = Duration::from_secs(25);
+/// A peer silent this long (no frame, no pong) is dead.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Frames written before one flush.
+const BATCH: usize = 64;
+/// Most events replayed for one conversation; beyond, the client refetches over REST.
+pub const REPLAY_LIMIT: i64 = 500;
+const TYPING_EVERY: Duration = Duration::from_secs(2);
+
+type Sink = SplitSink<WebSocketStream, Message>;
+
+fn text(frame: &ServerFrame) -> Option<String> {
+    serde_json::to_string(frame).ok()
+}
+
+/// Runs a connection to its end. `header_token` comes from `Authorization: Bearer`.
+pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Option<String>) {
+    let (mut sink, mut stream) = socket.split();
+    let token = match header_token {
+        Some(t) => Some(t),
+        None => match tokio::time::timeout(AUTH_TIMEOUT, stream.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientFrame>(&t) {
+                Ok(ClientFrame::Auth { token }) => Some(token),
+                _ => None,
+            },
+            _ => None,
+        },
+    };
+    let Some(token) = token else {
+        refuse(
+            &mut sink,
+            close::UNAUTHENTICATED,
+            "send a bearer token first",
+        )
+        .await;
+        return;
+    };
+    let (user, expires_at) = match authenticate(&state, &token).await {
+        Ok(user) => {
+            let exp = state.tokens.verify(&token).map(|c| c.exp).unwrap_or(0);
+            (user, exp)
+        }
+        Err(err) => {
+            let code = if err.code == crate::error::ErrorCode::TokenExpired {
+                close::TOKEN_EXPIRED
+            } else {
+                close::UNAUTHENTICATED
+            };
+            let _ = sink
+                .send(Message::Text(
+                    text(&error_frame(None, &err)).unwrap_or_default(),
+                ))
+                .await;
+            refuse(&mut sink, code, "authentication failed").await;
+            return;
+        }
+    };
+    let (id, rx, kill) = state.hub.register(user.id, user.session_id);
+    let ready = ServerFrame::Ready {
+        protocol: PROTOCOL_VERSION,
+        user_id: user.id,
+        session_id: user.session_id,
+        heartbeat_secs: HEARTBEAT.as_secs(),
+    };
+    if sink
+        .send(Message::Text(text(&ready).unwrap_or_default()))
+        .await
+        .is_err()
+    {
+        state.hub.unregister(user.id, id);
+        return;
+    }
+    let writer = tokio::spawn(write(
+        state.clone(),
+        user.id,
+        sink,
+        rx,
+        kill.clone(),
+        expires_at,
+    ));
+    read(&state, &user, &mut stream, &kill, id).await;
+    kill.close(1000, "closed");
+    let _ = writer.await;
+    state.hub.unregister(user.id, id);
+}
+
+async fn refuse(sink: &mut Sink, code: u16, reason: &str) {
+    let _ = sink
+        .send(Message::Close(Some((
+            CloseCode::from(code),
+            reason.to_owned(),
+        ))))
+        .await;
+    let _ = sink.close().await;
+}
+
+fn error_frame(reference: Option<String>, err: &ApiError) -> ServerFrame {
+    let code = poem_openapi::types::ToJSON::to_json(&err.code)
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{:?}", err.code));
+    let message = match err.fields.first() {
+        Some(f) => format!("{}: {}", f.field, f.message),
+        None => err.message.clone(),
+    };
+    ServerFrame::Error {
+        reference,
+        code,
+        message,
+    }
+}
+
+/// Answers to this connection go through the hub's queue like every other frame, so the
+/// writer stays the only one touching the socket.
+fn reply(state: &AppState, user: Uuid, conn: u64, frame: &ServerFrame) {
+    if let Some(t) = text(frame) {
+        state.hub.send_to_connection(
+            user,
+            conn,
+            Outgoing::Frame {
+                event: None,
+                text: Arc::from(t),
+            },
+        );
+    }
+}
+
+async fn read(
+    state: &AppState,
+    user: &CurrentUser,
+    stream: &mut futures_util::stream::SplitStream<WebSocketStream>,
+    kill: &Kill,
+    conn: u64,
+) {
+    let mut typing_at: HashMap<Uuid, tokio::time::Instant> = HashMap::new();
+    loop {
+        let next = tokio::select! {
+            () = kill.token.cancelled() => return,
+            next = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => next,
+        };
+        let message = match next {
+            Err(_) => {
+                kill.close(close::HEARTBEAT_TIMEOUT, "no sign of life");
+                return;
+            }
+            Ok(None) | Ok(Some(Err(_))) => return,
+            Ok(Some(Ok(m))) => m,
+        };
+        let raw = match message {
+            Message::Text(t) => t,
+            Message::Close(_) => return,
+            // Pings are answered by the library; any frame proves the peer alive.
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Binary(_) => {
+                reply(
+                    state,
+                    user.id,
+                    conn,
+                    &ServerFrame::Error {
+                        reference: None,
+                        code: "invalid_frame".into(),
+                        message: "frames are JSON text".into(),
+                    },
+                );
+                continue;
+            }
+        };
+        let frame = match serde_json::from_str::<ClientFrame>(&raw) {
+            Ok(f) => f,
+            Err(err) => {
+                reply(
+                    state,
+                    user.id,
+                    conn,
+                    &ServerFrame::Error {
+                        reference: None,
+                        code: "invalid_frame".into(),
+                        message: format!("not a protocol frame: {err}"),
+                    },
+                );
+                continue;
+            }
+        };
+        match frame {
+            ClientFrame::Auth { .. } => reply(
+                state,
+                user.id,
+                conn,
+                &ServerFrame::Error {
+                    reference: None,
+                    code: "already_authenticated".into(),
+                    message: "this connection is already authenticated".into(),
+                },
+            ),
+            ClientFrame::Ping { reference } => {
+                reply(state, user.id, conn, &ServerFrame::Pong { reference });
+            }
+            ClientFrame::Send {
+                reference,
+                conversation_id,
+                body,
+                client_msg_id,
+            } => {
+                let answer = match store::send(
+                    state,
+                    user.id,
+                    conversation_id,
+                    &body,
+                    client_msg_id.as_deref(),
+                )
+                .await
+                {
+                    Ok((message, _)) => ServerFrame::Ack { reference, message },
+                    Err(err) => error_frame(Some(reference), &err),
+                };
+                reply(state, user.id, conn, &answer);
+            }
+            ClientFrame::Read {
+                conversation_id,
+                seq,
+            } => {
+                if let Err(err) = store::mark_read(state, user.id, conversation_id, seq).await {
+                    reply(state, user.id, conn, &error_frame(None, &err));
+                }
+            }
+            ClientFrame::Typing { conversation_id } => {
+                let now = tokio::time::Instant::now();
+                if typing_at
+                    .get(&conversation_id)
+                    .is_some_and(|t| now.duration_since(*t) < TYPING_EVERY)
+                {
+                    continue;
+                }
+                typing_at.insert(conversation_id, now);
+                match store::members(&state.db, conversation_id).await {
+                    Ok(members) if members.iter().any(|m| m.user_id == user.id) => {
+                        let others = members
+                            .into_iter()
+                            .map(|m| m.user_id)
+                            .filter(|u| *u != user.id)
+                            .collect();
+                        let frame = ServerFrame::Typing {
+                            conversation_id,
+                            user_id: user.id,
+                        };
+                        chat::deliver(&state.bus, others, frame).await;
+                    }
+                    Ok(_) => reply(
+                        state,
+                        user.id,
+                        conn,
+                        &error_frame(None, &ApiError::not_found("Conversation")),
+                    ),
+                    Err(err) => reply(state, user.id, conn, &error_frame(None, &err)),
+                }
+            }
+            ClientFrame::Resume { conversations } => {
+                state
+                    .hub
+                    .send_to_connection(user.id, conn, Outgoing::Resume(conversations));
+            }
+        }
+    }
+}
+
+async fn write(
+    state: AppState,
+    user: Uuid,
+    mut sink: Sink,
+    mut rx: mpsc::Receiver<Outgoing>,
+    kill: Arc<Kill>,
+    expires_at: i64,
+) {
+    let mut positions: HashMap<Uuid, i64> = HashMap::new();
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    heartbeat.tick().await;
+    let until_expiry =
+        Duration::from_secs(u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0));
+    let expiry = tokio::time::sleep(until_expiry);
+    tokio::pin!(expiry);
+    loop {
+        tokio::select! {
+            () = kill.token.cancelled() => break,
+            () = &mut expiry => {
+                kill.close(close::TOKEN_EXPIRED, "access token expired; reconnect with a fresh one");
+                break;
+            }
+            _ = heartbeat.tick() => {
+                if sink.send(Message::Ping(Vec::new())).await.is_err() {
+                    kill.close(1006, "write failed");
+                    break;
+                }
+            }
+            item = rx.recv() => {
+                let Some(first) = item else { break };
+                let mut ok = handle(&state, user, &mut sink, &mut positions, first).await;
+                for _ in 1..BATCH {
+                    if !ok { break; }
+                    match rx.try_recv() {
+                        Ok(next) => ok = handle(&state, user, &mut sink, &mut positions, next).await,
+                        Err(_) => break,
+                    }
+                }
+                if !ok || sink.flush().await.is_err() {
+                    kill.close(1006, "write failed");
+                    break;
+                }
+            }
+        }
+    }
+    let (code, reason) = kill.reason();
+    let _ = sink
+        .send(Message::Close(Some((
+            CloseCode::from(code),
+            reason.to_owned(),
+        ))))
+        .await;
+    let _ = sink.close().await;
+}
+
+/// Feeds one queued item; `false` when the socket is gone.
+async fn handle(
+    state: &AppState,
+    user: Uuid,
+    sink: &mut Sink,
+    positions: &mut HashMap<Uuid, i64>,
+    item: Outgoing,
+) -> bool {
+    match item {
+        Outgoing::Frame { event: None, text } => {
+            sink.feed(Message::Text(text.to_string())).await.is_ok()
+        }
+        Outgoing::Frame {
+            event: Some((conversation, seq)),
+            text,
+        } => match positions.get(&conversation).copied() {
+            Some(p) if seq <= p => true,
+            Some(p) if seq > p + 1 => catch_up(state, sink, positions, conversation, p).await,
+            _ => {
+                positions.insert(conversation, seq);
+                sink.feed(Message::Text(text.to_string())).await.is_ok()
+            }
+        },
+        Outgoing::Resume(known) => resume(state, user, sink, positions, known).await,
+    }
+}
+
+/// A frame arrived past a gap (a lost bus message): fetch the missing ones, in order.
+async fn catch_up(
+    state: &AppState,
+    sink: &mut Sink,
+    positions: &mut HashMap<Uuid, i64>,
+    conversation: Uuid,
+    after: i64,
+) -> bool {
+    replay(state, sink, positions, conversation, after)
+        .await
+        .is_some()
+}
+
+/// Sends the stored frames after `after`; `None` if the socket is gone.
+async fn replay(
+    state: &AppState,
+    sink: &mut Sink,
+    positions: &mut HashMap<Uuid, i64>,
+    conversation: Uuid,
+    after: i64,
+) -> Option<u64> {
+    let frames = match store::events_after(&state.db, conversation, after, REPLAY_LIMIT).await {
+        Ok(f) => f,
+        Err(_) => {
+            let frame = ServerFrame::ResyncRequired {
+                conversation_id: Some(conversation),
+                reason: "history unavailable right now; refetch over REST".into(),
+            };
+            return sink
+                .feed(Message::Text(text(&frame)?))
+                .await
+                .ok()
+                .map(|()| 0);
+        }
+    };
+    let mut sent = 0;
+    for frame in frames {
+        let seq = frame["seq"].as_i64().unwrap_or(after);
+        positions.insert(conversation, seq);
+        sink.feed(Message::Text(frame.to_string())).await.ok()?;
+        sent += 1;
+    }
+    Some(sent)
+}
+
+async fn resume(
+    state: &AppState,
+    user: Uuid,
+    sink: &mut Sink,
+    positions: &mut HashMap<Uuid, i64>,
+    known: HashMap<Uuid, i64>,
+) -> bool {
+    let memberships = match store::memberships(&state.db, user).await {
+        Ok(m) => m,
+        Err(_) => {
+            let frame = ServerFrame::ResyncRequired {
+                conversation_id: None,
+                reason: "resume unavailable right now; refetch over REST".into(),
+            };
+            return match text(&frame) {
+                Some(t) => sink.feed(Message::Text(t)).await.is_ok(),
+                None => false,
+            };
+        }
+    };
+    let mut replayed = 0;
+    for (conversation, last) in memberships {
+        let from = known
+            .get(&conversation)
+            .copied()
+            .unwrap_or(0)
+            .max(positions.get(&conversation).copied().unwrap_or(0));
+        if from >= last {
+            positions.insert(conversation, from.max(last));
+            continue;
+        }
+        if last - from > REPLAY_LIMIT {
+            positions.insert(conversation, last);
+            let frame = ServerFrame::ResyncRequired {
+                conversation_id: Some(conversation),
+                reason: format!("more than {REPLAY_LIMIT} events missed; refetch over REST"),
+            };
+            let Some(t) = text(&frame) else { return false };
+            if sink.feed(Message::Text(t)).await.is_err() {
+                return false;
+            }
+            continue;
+        }
+        match replay(state, sink, positions, conversation, from).await {
+            Some(n) => replayed += n,
+            None => return false,
+        }
+    }
+    match text(&ServerFrame::Resumed { replayed }) {
+        Some(t) => sink.feed(Message::Text(t)).await.is_ok(),
+        None => false,
+    }
+}

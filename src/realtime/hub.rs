@@ -1,0 +1,354 @@
+//! The hub: this process's connected devices, and the fan-out of frames to them.
+//!
+//! One task reads the bus (one Redis subscriber per process, or in-process) and hands each
+//! frame to the bounded queue of every local connection of its recipients with `try_send`:
+//! a connection whose queue is full is a slow consumer and is disconnected (close code
+//! 4008), never waited on. Sessions revoked anywhere are closed here too (4004), and a
+//! periodic check against PostgreSQL catches a revocation whose bus message was lost.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use sqlx::PgPool;
+use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::frames::ServerFrame;
+use crate::{
+    bus::{Bus, BusEvent},
+    chat::{DELIVER_TOPIC, Delivery},
+    notifications,
+};
+
+/// Frames a connection may have waiting before it counts as a slow consumer.
+pub const QUEUE_CAPACITY: usize = 256;
+/// Bus topic carrying ids of revoked sessions (a JSON array).
+pub const REVOKED_TOPIC: &str = "sessions_revoked";
+const SESSION_CHECK_EVERY: Duration = Duration::from_secs(30);
+
+/// Close codes of the protocol (see `protocol/README.md`).
+pub mod close {
+    pub const GOING_AWAY: u16 = 1001;
+    pub const UNAUTHENTICATED: u16 = 4001;
+    pub const TOKEN_EXPIRED: u16 = 4003;
+    pub const SESSION_REVOKED: u16 = 4004;
+    pub const SLOW_CONSUMER: u16 = 4008;
+    pub const HEARTBEAT_TIMEOUT: u16 = 4009;
+}
+
+/// What a connection's writer receives.
+pub enum Outgoing {
+    /// A frame, serialised once for every recipient; `event` is its conversation event
+    /// number, used to drop duplicates and fill gaps.
+    Frame {
+        event: Option<(Uuid, i64)>,
+        text: Arc<str>,
+    },
+    /// Replay what was missed after these event numbers (from the reader's `resume`).
+    Resume(HashMap<Uuid, i64>),
+}
+
+/// Why a connection must end; the first reason given wins.
+#[derive(Default)]
+pub struct Kill {
+    pub token: CancellationToken,
+    reason: Mutex<Option<(u16, &'static str)>>,
+}
+
+impl Kill {
+    pub fn close(&self, code: u16, reason: &'static str) {
+        if let Ok(mut r) = self.reason.lock()
+            && r.is_none()
+        {
+            *r = Some((code, reason));
+        }
+        self.token.cancel();
+    }
+
+    pub fn reason(&self) -> (u16, &'static str) {
+        self.reason
+            .lock()
+            .ok()
+            .and_then(|r| *r)
+            .unwrap_or((1000, "closed"))
+    }
+}
+
+struct Registered {
+    id: u64,
+    session: Uuid,
+    tx: mpsc::Sender<Outgoing>,
+    kill: Arc<Kill>,
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub open: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub slow_consumers: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conns: RwLock<HashMap<Uuid, Vec<Registered>>>,
+    next_id: AtomicU64,
+    shutdown: CancellationToken,
+    counters: Counters,
+}
+
+impl Hub {
+    /// Starts the dispatcher (bus → connections) and the periodic session check.
+    pub fn start(bus: &Bus, db: PgPool) -> Self {
+        let hub = Self {
+            inner: Arc::new(Inner {
+                conns: RwLock::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+                shutdown: CancellationToken::new(),
+                counters: Counters::default(),
+            }),
+        };
+        let mut events = bus.subscribe();
+        let dispatcher = hub.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = dispatcher.inner.shutdown.cancelled() => return,
+                    event = events.recv() => match event {
+                        Ok(BusEvent::Message { topic, payload }) => dispatcher.on_message(&topic, &payload),
+                        Ok(BusEvent::Resync) | Err(RecvError::Lagged(_)) => dispatcher.resync_all(),
+                        Err(RecvError::Closed) => return,
+                    },
+                }
+            }
+        });
+        let checker = hub.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SESSION_CHECK_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = checker.inner.shutdown.cancelled() => return,
+                    _ = every.tick() => checker.check_sessions(&db).await,
+                }
+            }
+        });
+        hub
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// Resolves when the server shuts down.
+    pub fn shutting_down(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.inner.shutdown.cancelled()
+    }
+
+    /// Tells every connection to go elsewhere (1001) and stops the hub's tasks.
+    pub fn shutdown(&self) {
+        for conns in self.read().values() {
+            for c in conns {
+                c.kill
+                    .close(close::GOING_AWAY, "server shutting down; reconnect");
+            }
+        }
+        self.inner.shutdown.cancel();
+    }
+
+    pub fn register(
+        &self,
+        user: Uuid,
+        session: Uuid,
+    ) -> (u64, mpsc::Receiver<Outgoing>, Arc<Kill>) {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let kill = Arc::new(Kill::default());
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut conns) = self.inner.conns.write() {
+            conns.entry(user).or_default().push(Registered {
+                id,
+                session,
+                tx,
+                kill: kill.clone(),
+            });
+        }
+        self.inner.counters.open.fetch_add(1, Ordering::Relaxed);
+        (id, rx, kill)
+    }
+
+    pub fn unregister(&self, user: Uuid, id: u64) {
+        if let Ok(mut conns) = self.inner.conns.write()
+            && let Some(list) = conns.get_mut(&user)
+        {
+            list.retain(|c| c.id != id);
+            if list.is_empty() {
+                conns.remove(&user);
+            }
+        }
+        self.inner.counters.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Queues an item for one connection (answers to its own requests, resume).
+    pub fn send_to_connection(&self, user: Uuid, id: u64, item: Outgoing) {
+        let conns = self.read();
+        if let Some(c) = conns.get(&user).into_iter().flatten().find(|c| c.id == id)
+            && let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(item)
+        {
+            self.inner
+                .counters
+                .slow_consumers
+                .fetch_add(1, Ordering::Relaxed);
+            c.kill
+                .close(close::SLOW_CONSUMER, "too slow: frames were piling up");
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, Vec<Registered>>> {
+        // A panic while holding the lock cannot leave the map inconsistent (no partial
+        // updates), so a poisoned lock is still usable.
+        self.inner.conns.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands a frame to every local connection of `users`, never waiting.
+    pub fn send_local(&self, users: &[Uuid], event: Option<(Uuid, i64)>, text: &Arc<str>) {
+        let conns = self.read();
+        for user in users {
+            for c in conns.get(user).into_iter().flatten() {
+                self.offer(c, event, text);
+            }
+        }
+    }
+
+    fn offer(&self, c: &Registered, event: Option<(Uuid, i64)>, text: &Arc<str>) {
+        match c.tx.try_send(Outgoing::Frame {
+            event,
+            text: text.clone(),
+        }) {
+            Ok(()) => {
+                self.inner
+                    .counters
+                    .frames_out
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !c.kill.token.is_cancelled() {
+                    self.inner
+                        .counters
+                        .slow_consumers
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(connection = c.id, "slow consumer disconnected");
+                }
+                c.kill
+                    .close(close::SLOW_CONSUMER, "too slow: frames were piling up");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn on_message(&self, topic: &str, payload: &str) {
+        match topic {
+            DELIVER_TOPIC => match serde_json::from_str::<Delivery>(payload) {
+                Ok(d) => match serde_json::to_string(&d.frame) {
+                    Ok(text) => self.send_local(&d.users, d.frame.event_seq(), &Arc::from(text)),
+                    Err(err) => tracing::warn!(error = %err, "cannot serialize a frame"),
+                },
+                Err(err) => tracing::warn!(error = %err, "bad delivery on the bus"),
+            },
+            notifications::BUS_TOPIC => {
+                let Ok(notification) = serde_json::from_str::<serde_json::Value>(payload) else {
+                    return;
+                };
+                let Some(user) = notification["user_id"]
+                    .as_str()
+                    .and_then(|u| Uuid::parse_str(u).ok())
+                else {
+                    return;
+                };
+                let frame = ServerFrame::NotificationCreated { notification };
+                if let Ok(text) = serde_json::to_string(&frame) {
+                    self.send_local(&[user], None, &Arc::from(text));
+                }
+            }
+            REVOKED_TOPIC => {
+                if let Ok(sessions) = serde_json::from_str::<Vec<Uuid>>(payload) {
+                    self.revoke(&sessions);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes the connections of these sessions.
+    pub fn revoke(&self, sessions: &[Uuid]) {
+        for conns in self.read().values() {
+            for c in conns.iter().filter(|c| sessions.contains(&c.session)) {
+                c.kill.close(close::SESSION_REVOKED, "session revoked");
+            }
+        }
+    }
+
+    /// Frames may have been lost in transport: every client is told to resume.
+    fn resync_all(&self) {
+        let frame = ServerFrame::ResyncRequired {
+            conversation_id: None,
+            reason: "live updates may have been missed; send resume".into(),
+        };
+        let Ok(text) = serde_json::to_string(&frame) else {
+            return;
+        };
+        let text: Arc<str> = Arc::from(text);
+        for conns in self.read().values() {
+            for c in conns {
+                self.offer(c, None, &text);
+            }
+        }
+    }
+
+    /// Closes connections whose session was revoked (or account deactivated) if the bus
+    /// message telling so was lost.
+    async fn check_sessions(&self, db: &PgPool) {
+        let sessions: Vec<Uuid> = self.read().values().flatten().map(|c| c.session).collect();
+        if sessions.is_empty() {
+            return;
+        }
+        let alive = sqlx::query_scalar!(
+            "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = ANY($1) AND s.revoked_at IS NULL AND u.deactivated_at IS NULL",
+            &sessions
+        )
+        .fetch_all(db)
+        .await;
+        match alive {
+            Ok(alive) => {
+                let dead: Vec<Uuid> = sessions
+                    .into_iter()
+                    .filter(|s| !alive.contains(s))
+                    .collect();
+                if !dead.is_empty() {
+                    self.revoke(&dead);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "session check failed"),
+        }
+    }
+}
+
+/// Announces revoked sessions to every instance (and this one).
+pub async fn publish_revoked(bus: &Bus, sessions: &[Uuid]) {
+    if sessions.is_empty() {
+        return;
+    }
+    if let Ok(payload) = serde_json::to_string(sessions) {
+        bus.publish(REVOKED_TOPIC, &payload).await;
+    }
+}

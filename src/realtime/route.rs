@@ -1,0 +1,40 @@
+//! `GET /ws`: the WebSocket upgrade.
+
+use poem::{
+    IntoResponse, Request, handler,
+    web::{
+        Data,
+        websocket::{WebSocket, WebSocketConfig},
+    },
+};
+
+use super::connection;
+use crate::state::AppState;
+
+/// Largest client frame or message accepted (a message body is at most 4,000 characters).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// Socket buffers sized for tens of thousands of connections: tungstenite's defaults are
+/// 128 KiB to read and 128 KiB to write, per socket.
+pub fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
+}
+
+#[handler]
+pub fn ws(req: &Request, ws: WebSocket, state: Data<&AppState>) -> impl IntoResponse {
+    let token = req
+        .header("authorization")
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned());
+    let state = state.0.clone();
+    ws.config(socket_config())
+        .on_upgrade(move |socket| connection::serve(state, socket, token))
+}

@@ -1,0 +1,396 @@
+//! The socket: authentication, live delivery to every device, acks, resume, revocation,
+//! expiry, slow consumers, and fan-out across instances through Redis.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::{
+    helpers::{TestApp, User, redis_url, spawn_app, spawn_sibling_with, spawn_with},
+    ws::{End, Ws},
+};
+
+async fn conversation(app: &TestApp, by: &User, with: &[&User]) -> String {
+    let ids: Vec<&str> = with.iter().map(|u| u.id.as_str()).collect();
+    let title = (with.len() > 1).then_some("Band");
+    let resp = app
+        .post(
+            "/api/v1/conversations",
+            by.token(),
+            json!({"participant_ids": ids, "title": title}),
+        )
+        .await;
+    resp.body["data"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn rest_send(app: &TestApp, by: &User, conv: &str, body: &str) -> serde_json::Value {
+    let resp = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            by.token(),
+            json!({"body": body}),
+        )
+        .await;
+    resp.ok(201).clone()
+}
+
+const MESSAGES: &[&str] = &["message.created", "message.edited", "message.deleted"];
+
+#[tokio::test]
+async fn authentication_by_header_or_first_frame() {
+    let app = spawn_app().await;
+    let nina = app.register("nina").await;
+    let mut ws = Ws::connect(&app, &nina.access).await;
+    assert!(ws.seen[0]["protocol"] == 1 && ws.seen[0]["user_id"] == nina.id.as_str());
+
+    let mut browser = Ws::open(&app, None, None).await;
+    browser
+        .send(json!({"type": "auth", "token": nina.access}))
+        .await;
+    assert_eq!(browser.next().await.unwrap()["type"], "ready");
+    browser.send(json!({"type": "ping", "ref": "p1"})).await;
+    assert_eq!(
+        browser.next().await.unwrap(),
+        json!({"type": "pong", "ref": "p1"})
+    );
+    browser.send(json!({"type": "dance"})).await;
+    assert_eq!(browser.next().await.unwrap()["code"], "invalid_frame");
+
+    let mut anonymous = Ws::open(&app, None, None).await;
+    anonymous.send(json!({"type": "ping"})).await;
+    assert_eq!(anonymous.closed().await, 4001);
+    let mut forged = Ws::open(&app, Some("not-a-token"), None).await;
+    assert_eq!(forged.next().await.unwrap()["code"], "invalid_token");
+    assert_eq!(forged.closed().await, 4001);
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.next().await.unwrap()["type"], "pong");
+}
+
+#[tokio::test]
+async fn a_message_reaches_every_device_of_every_member_exactly_once() {
+    let app = spawn_app().await;
+    let (nina, miles, eve) = (
+        app.register("nina").await,
+        app.register("miles").await,
+        app.register("eve").await,
+    );
+    let conv = conversation(&app, &nina, &[&miles]).await;
+    let miles_tablet = app.login("miles", &miles.password).await.ok(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut nina_phone = Ws::connect(&app, &nina.access).await;
+    let mut miles_phone = Ws::connect(&app, &miles.access).await;
+    let mut miles_tab = Ws::connect(&app, &miles_tablet).await;
+    let mut outsider = Ws::connect(&app, &eve.access).await;
+
+    // Over the socket: an ack to the sender, the message to every device (the sender's too).
+    nina_phone
+        .send_message("r1", &conv, "over the socket", Some("k1"))
+        .await;
+    let ack = nina_phone.next_of(&["ack"]).await.unwrap();
+    assert_eq!(
+        (ack["ref"].as_str(), ack["message"]["seq"].as_i64()),
+        (Some("r1"), Some(1))
+    );
+    // Over REST.
+    rest_send(&app, &miles, &conv, "over REST").await;
+    // A retry of the first: the same message, no twin.
+    nina_phone
+        .send_message("r2", &conv, "over the socket", Some("k1"))
+        .await;
+    let again = nina_phone.next_of(&["ack"]).await.unwrap();
+    assert_eq!(again["message"]["id"], ack["message"]["id"]);
+
+    for device in [&mut nina_phone, &mut miles_phone, &mut miles_tab] {
+        let got = device.drain(MESSAGES, Duration::from_millis(500)).await;
+        let bodies: Vec<&str> = got
+            .iter()
+            .map(|f| f["message"]["body"].as_str().unwrap())
+            .collect();
+        assert_eq!(bodies, ["over the socket", "over REST"]);
+    }
+    assert!(
+        outsider
+            .drain(MESSAGES, Duration::from_millis(300))
+            .await
+            .is_empty(),
+        "non-members get nothing"
+    );
+
+    // Not a member: refused, and nothing is stored.
+    outsider.send_message("x", &conv, "let me in", None).await;
+    let refused = outsider.next_of(&["error"]).await.unwrap();
+    assert_eq!(
+        (refused["ref"].as_str(), refused["code"].as_str()),
+        (Some("x"), Some("not_found"))
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
+}
+
+#[tokio::test]
+async fn every_change_is_pushed_typing_and_read_markers_included() {
+    let app = spawn_app().await;
+    let (nina, miles, zoe) = (
+        app.register("nina").await,
+        app.register("miles").await,
+        app.register("zoe").await,
+    );
+    let mut miles_ws = Ws::connect(&app, &miles.access).await;
+    let mut zoe_ws = Ws::connect(&app, &zoe.access).await;
+    let conv = conversation(&app, &nina, &[&miles]).await;
+    assert_eq!(
+        miles_ws.next_of(&["conversation.created"]).await.unwrap()["conversation_id"],
+        conv.as_str()
+    );
+
+    let m = rest_send(&app, &nina, &conv, "draft").await;
+    let id = m["id"].as_str().unwrap();
+    app.patch(
+        &format!("/api/v1/messages/{id}"),
+        nina.token(),
+        json!({"body": "final"}),
+    )
+    .await
+    .ok(200);
+    app.delete(&format!("/api/v1/messages/{id}"), nina.token())
+        .await
+        .ok(200);
+    let kinds: Vec<String> = miles_ws
+        .drain(MESSAGES, Duration::from_millis(400))
+        .await
+        .iter()
+        .map(|f| f["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["message.created", "message.edited", "message.deleted"]
+    );
+
+    rest_send(&app, &miles, &conv, "my turn").await;
+    app.post(
+        &format!("/api/v1/conversations/{conv}/read"),
+        nina.token(),
+        json!({"seq": 2}),
+    )
+    .await
+    .ok(200);
+    let read = miles_ws.next_of(&["read.updated"]).await.unwrap();
+    assert_eq!(
+        (read["user_id"].as_str(), read["last_read_seq"].as_i64()),
+        (Some(nina.id.as_str()), Some(2))
+    );
+
+    miles_ws
+        .send(json!({"type": "typing", "conversation_id": conv}))
+        .await;
+    let mut nina_ws = Ws::connect(&app, &nina.access).await;
+    miles_ws
+        .send(json!({"type": "typing", "conversation_id": conv}))
+        .await;
+    // Rate-limited: the second typing within 2 s is dropped.
+    assert!(
+        nina_ws
+            .drain(&["typing"], Duration::from_millis(400))
+            .await
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    miles_ws
+        .send(json!({"type": "typing", "conversation_id": conv}))
+        .await;
+    let typing = nina_ws.next_of(&["typing"]).await.unwrap();
+    assert_eq!(typing["user_id"], miles.id.as_str());
+    assert!(
+        zoe_ws
+            .drain(
+                &["typing", "read.updated", "message.created"],
+                Duration::from_millis(200)
+            )
+            .await
+            .is_empty()
+    );
+
+    // Over the socket: read markers too.
+    rest_send(&app, &nina, &conv, "and mine").await;
+    miles_ws
+        .send(json!({"type": "read", "conversation_id": conv, "seq": 3}))
+        .await;
+    let read = nina_ws.next_of(&["read.updated"]).await.unwrap();
+    assert_eq!(read["user_id"], miles.id.as_str());
+}
+
+#[tokio::test]
+async fn resuming_replays_exactly_what_was_missed_in_order() {
+    let app = spawn_app().await;
+    let (nina, miles) = (app.register("nina").await, app.register("miles").await);
+    let conv = conversation(&app, &nina, &[&miles]).await;
+    let mut miles_ws = Ws::connect(&app, &miles.access).await;
+    for i in 1..=3 {
+        rest_send(&app, &nina, &conv, &format!("before {i}")).await;
+    }
+    let seen = miles_ws.drain(MESSAGES, Duration::from_millis(400)).await;
+    let last_seq = seen.last().unwrap()["seq"].as_i64().unwrap();
+    miles_ws.close().await;
+
+    for i in 1..=5 {
+        rest_send(&app, &nina, &conv, &format!("missed {i}")).await;
+    }
+    let mut back = Ws::connect(&app, &miles.access).await;
+    back.send(json!({"type": "resume", "conversations": {conv.clone(): last_seq}}))
+        .await;
+    rest_send(&app, &nina, &conv, "live after resume").await;
+    let mut bodies = Vec::new();
+    let mut seqs = Vec::new();
+    loop {
+        let f = back.next().await.expect("frames until resumed");
+        match f["type"].as_str().unwrap() {
+            "message.created" => {
+                bodies.push(f["message"]["body"].as_str().unwrap().to_owned());
+                seqs.push(f["seq"].as_i64().unwrap());
+            }
+            "resumed" => break,
+            _ => {}
+        }
+    }
+    for f in back.drain(MESSAGES, Duration::from_millis(400)).await {
+        bodies.push(f["message"]["body"].as_str().unwrap().to_owned());
+        seqs.push(f["seq"].as_i64().unwrap());
+    }
+    assert_eq!(
+        bodies,
+        [
+            "missed 1",
+            "missed 2",
+            "missed 3",
+            "missed 4",
+            "missed 5",
+            "live after resume"
+        ]
+    );
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap, no duplicate: {seqs:?}"
+    );
+    assert_eq!(seqs[0], last_seq + 1);
+}
+
+#[tokio::test]
+async fn logout_and_expiry_end_the_socket() {
+    let app = spawn_with(|s| s.access_token_ttl = Duration::from_secs(3)).await;
+    let nina = app.register("nina").await;
+    let mut ws = Ws::connect(&app, &nina.access).await;
+    assert_eq!(ws.closed().await, 4003, "the access token expired");
+
+    let fresh = app.login("nina", &nina.password).await.ok(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ws = Ws::connect(&app, &fresh).await;
+    app.post("/api/v1/auth/logout", Some(&fresh), json!({}))
+        .await
+        .ok(200);
+    assert_eq!(ws.closed().await, 4004, "the session was revoked");
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
+    let app = spawn_app().await;
+    let (nina, miles, slow) = (
+        app.register("nina").await,
+        app.register("miles").await,
+        app.register("slowpoke").await,
+    );
+    let conv = {
+        let resp = app
+            .post(
+                "/api/v1/conversations",
+                nina.token(),
+                json!({"participant_ids": [miles.id, slow.id], "title": "Flood"}),
+            )
+            .await;
+        resp.body["data"]["id"].as_str().unwrap().to_owned()
+    };
+    let mut fast = Ws::connect(&app, &miles.access).await;
+    // A tiny receive buffer, and this client never reads: the server's queue fills up.
+    let mut stalled = Ws::open(&app, Some(&slow.access), Some(2048)).await;
+    // Enough data (about 6 MB) to fill the kernel's socket buffers and then the queue.
+    let total = 1500;
+    let reader = tokio::spawn(async move {
+        let got = fast
+            .drain(&["message.created"], Duration::from_secs(3))
+            .await;
+        got.len()
+    });
+    let body = "x".repeat(4000);
+    let path = format!("/api/v1/conversations/{conv}/messages");
+    for chunk in (0..total).collect::<Vec<_>>().chunks(20) {
+        futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|_| app.post(&path, nina.token(), json!({"body": body}))),
+        )
+        .await;
+    }
+    assert_eq!(
+        reader.await.unwrap(),
+        total,
+        "the fast client got every message"
+    );
+    assert_eq!(
+        stalled.closed().await,
+        4008,
+        "the slow one was disconnected"
+    );
+}
+
+#[tokio::test]
+async fn across_two_instances_through_redis_exactly_once_and_revocations_too() {
+    let with_redis = |s: &mut tunelink::config::Settings| {
+        s.redis_url = Some(tunelink::config::Secret::new(redis_url()))
+    };
+    let one = spawn_with(with_redis).await;
+    let two = spawn_sibling_with(&one, with_redis).await;
+    let (nina, miles) = (one.register("nina").await, one.register("miles").await);
+    let conv = conversation(&one, &nina, &[&miles]).await;
+    let mut on_one = Ws::connect(&one, &nina.access).await;
+    let mut on_two = Ws::connect(&two, &miles.access).await;
+    let tablet = one.login("miles", &miles.password).await.ok(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tablet_on_one = Ws::connect(&one, &tablet).await;
+    for i in 0..20 {
+        on_one
+            .send_message(&format!("r{i}"), &conv, &format!("m{i}"), None)
+            .await;
+    }
+    for device in [&mut on_two, &mut tablet_on_one] {
+        let got = device
+            .drain(&["message.created"], Duration::from_millis(800))
+            .await;
+        let bodies: Vec<String> = got
+            .iter()
+            .map(|f| f["message"]["body"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            bodies,
+            (0..20).map(|i| format!("m{i}")).collect::<Vec<_>>(),
+            "in order, once each"
+        );
+    }
+    // Logging out on instance one ends the socket held by instance two.
+    let mut phone_on_two = Ws::connect(&two, &tablet).await;
+    one.post("/api/v1/auth/logout", Some(&tablet), json!({}))
+        .await
+        .ok(200);
+    assert_eq!(phone_on_two.closed().await, 4004);
+    assert!(matches!(
+        on_two.next_within(Duration::from_millis(200)).await,
+        End::Silent | End::Frame(_)
+    ));
+}
