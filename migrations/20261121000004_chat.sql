@@ -57,3 +57,20 @@ CREATE TABLE conversation_events (
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (conversation_id, seq)
 );
+
+-- Presence: live connections per user and per server instance. An instance refreshes its
+-- heartbeat; rows of an instance that stopped refreshing (crashed) are ignored and purged.
+CREATE TABLE instances (
+    id           uuid PRIMARY KEY,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE presence (
+    user_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    instance_id uuid NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+    connections integer NOT NULL CHECK (connections >= 0),
+    PRIMARY KEY (user_id, instance_id)
+);
+
+ALTER TABLE users ADD COLUMN last_seen_at timestamptz;

@@ -46,6 +46,9 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no socket address")?;
         let state = AppState::new(settings, db, redis)?;
+        realtime::presence::register_instance(&state.db, state.hub.instance())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot register this instance: {}", e.message))?;
         Ok(Self {
             acceptor,
             addr,

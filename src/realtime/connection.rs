@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{
     frames::{ClientFrame, PROTOCOL_VERSION, ServerFrame},
     hub::{Kill, Outgoing, close},
+    presence,
 };
 use crate::{
     auth::{CurrentUser, authenticate},
@@ -29,8 +30,19 @@ const BATCH: usize = 64;
 /// Most events replayed for one conversation; beyond, the client refetches over REST.
 pub const REPLAY_LIMIT: i64 = 500;
 const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// Live conversation frames wait this long for a `resume` before being sent anyway.
+pub const RESUME_WINDOW: Duration = Duration::from_secs(2);
+/// Most live frames held while waiting for `resume`.
+const HOLD_LIMIT: usize = 1024;
 
 type Sink = SplitSink<WebSocketStream, Message>;
+
+/// The contiguous range of a conversation's events sent on this connection.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    first: i64,
+    last: i64,
+}
 
 fn text(frame: &ServerFrame) -> Option<String> {
     serde_json::to_string(frame).ok()
@@ -101,10 +113,15 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         kill.clone(),
         expires_at,
     ));
+    match presence::connected(&state, user.id).await {
+        Ok(frames) => frames.iter().for_each(|f| reply(&state, user.id, id, f)),
+        Err(err) => tracing::warn!(error = %err, "presence unavailable"),
+    }
     read(&state, &user, &mut stream, &kill, id).await;
     kill.close(1000, "closed");
     let _ = writer.await;
     state.hub.unregister(user.id, id);
+    presence::disconnected(state, user.id).await;
 }
 
 async fn refuse(sink: &mut Sink, code: u16, reason: &str) {
@@ -155,6 +172,7 @@ async fn read(
     conn: u64,
 ) {
     let mut typing_at: HashMap<Uuid, tokio::time::Instant> = HashMap::new();
+    let mut first = true;
     loop {
         let next = tokio::select! {
             () = kill.token.cancelled() => return,
@@ -203,6 +221,9 @@ async fn read(
                 continue;
             }
         };
+        if std::mem::take(&mut first) && !matches!(frame, ClientFrame::Resume { .. }) {
+            state.hub.send_to_connection(user.id, conn, Outgoing::Live);
+        }
         match frame {
             ClientFrame::Auth { .. } => reply(
                 state,
@@ -293,16 +314,28 @@ async fn write(
     kill: Arc<Kill>,
     expires_at: i64,
 ) {
-    let mut positions: HashMap<Uuid, i64> = HashMap::new();
+    let mut positions: HashMap<Uuid, Sent> = HashMap::new();
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
     let until_expiry =
         Duration::from_secs(u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0));
     let expiry = tokio::time::sleep(until_expiry);
     tokio::pin!(expiry);
+    // Until the client resumes (or says it won't), live conversation frames are held, so
+    // that a replay is never overtaken by newer frames.
+    let mut held: Option<Vec<Outgoing>> = Some(Vec::new());
+    let window = tokio::time::sleep(RESUME_WINDOW);
+    tokio::pin!(window);
     loop {
         tokio::select! {
             () = kill.token.cancelled() => break,
+            () = &mut window, if held.is_some() => {
+                let ok = release(&state, user, &mut sink, &mut positions, &mut held).await;
+                if !ok || sink.flush().await.is_err() {
+                    kill.close(1006, "write failed");
+                    break;
+                }
+            }
             () = &mut expiry => {
                 kill.close(close::TOKEN_EXPIRED, "access token expired; reconnect with a fresh one");
                 break;
@@ -315,11 +348,11 @@ async fn write(
             }
             item = rx.recv() => {
                 let Some(first) = item else { break };
-                let mut ok = handle(&state, user, &mut sink, &mut positions, first).await;
+                let mut ok = dispatch(&state, user, &mut sink, &mut positions, &mut held, first).await;
                 for _ in 1..BATCH {
                     if !ok { break; }
                     match rx.try_recv() {
-                        Ok(next) => ok = handle(&state, user, &mut sink, &mut positions, next).await,
+                        Ok(next) => ok = dispatch(&state, user, &mut sink, &mut positions, &mut held, next).await,
                         Err(_) => break,
                     }
                 }
@@ -340,12 +373,52 @@ async fn write(
     let _ = sink.close().await;
 }
 
+/// Holds live conversation frames while waiting for `resume`; otherwise handles the item.
+async fn dispatch(
+    state: &AppState,
+    user: Uuid,
+    sink: &mut Sink,
+    positions: &mut HashMap<Uuid, Sent>,
+    held: &mut Option<Vec<Outgoing>>,
+    item: Outgoing,
+) -> bool {
+    match (held.as_mut(), item) {
+        (Some(list), item @ Outgoing::Frame { event: Some(_), .. }) if list.len() < HOLD_LIMIT => {
+            list.push(item);
+            true
+        }
+        (Some(_), Outgoing::Resume(known)) => {
+            resume(state, user, sink, positions, known).await
+                && release(state, user, sink, positions, held).await
+        }
+        (Some(_), Outgoing::Live) => release(state, user, sink, positions, held).await,
+        (_, Outgoing::Live) => true,
+        (_, item) => handle(state, user, sink, positions, item).await,
+    }
+}
+
+/// Sends the held live frames (duplicates of replayed ones are dropped) and stops holding.
+async fn release(
+    state: &AppState,
+    user: Uuid,
+    sink: &mut Sink,
+    positions: &mut HashMap<Uuid, Sent>,
+    held: &mut Option<Vec<Outgoing>>,
+) -> bool {
+    for item in held.take().unwrap_or_default() {
+        if !handle(state, user, sink, positions, item).await {
+            return false;
+        }
+    }
+    true
+}
+
 /// Feeds one queued item; `false` when the socket is gone.
 async fn handle(
     state: &AppState,
     user: Uuid,
     sink: &mut Sink,
-    positions: &mut HashMap<Uuid, i64>,
+    positions: &mut HashMap<Uuid, Sent>,
     item: Outgoing,
 ) -> bool {
     match item {
@@ -356,14 +429,23 @@ async fn handle(
             event: Some((conversation, seq)),
             text,
         } => match positions.get(&conversation).copied() {
-            Some(p) if seq <= p => true,
-            Some(p) if seq > p + 1 => catch_up(state, sink, positions, conversation, p).await,
+            Some(sent) if seq <= sent.last => true,
+            Some(sent) if seq > sent.last + 1 => {
+                catch_up(state, sink, positions, conversation, sent.last).await
+            }
             _ => {
-                positions.insert(conversation, seq);
+                positions
+                    .entry(conversation)
+                    .and_modify(|s| s.last = seq)
+                    .or_insert(Sent {
+                        first: seq,
+                        last: seq,
+                    });
                 sink.feed(Message::Text(text.to_string())).await.is_ok()
             }
         },
         Outgoing::Resume(known) => resume(state, user, sink, positions, known).await,
+        Outgoing::Live => true,
     }
 }
 
@@ -371,22 +453,24 @@ async fn handle(
 async fn catch_up(
     state: &AppState,
     sink: &mut Sink,
-    positions: &mut HashMap<Uuid, i64>,
+    positions: &mut HashMap<Uuid, Sent>,
     conversation: Uuid,
     after: i64,
 ) -> bool {
-    replay(state, sink, positions, conversation, after)
+    replay(state, sink, positions, conversation, after, None)
         .await
         .is_some()
 }
 
-/// Sends the stored frames after `after`; `None` if the socket is gone.
+/// Sends the stored frames after `after` (and before `until`, when given); `None` if the
+/// socket is gone.
 async fn replay(
     state: &AppState,
     sink: &mut Sink,
-    positions: &mut HashMap<Uuid, i64>,
+    positions: &mut HashMap<Uuid, Sent>,
     conversation: Uuid,
     after: i64,
+    until: Option<i64>,
 ) -> Option<u64> {
     let frames = match store::events_after(&state.db, conversation, after, REPLAY_LIMIT).await {
         Ok(f) => f,
@@ -405,7 +489,15 @@ async fn replay(
     let mut sent = 0;
     for frame in frames {
         let seq = frame["seq"].as_i64().unwrap_or(after);
-        positions.insert(conversation, seq);
+        if until.is_some_and(|u| seq >= u) {
+            break;
+        }
+        let range = positions.entry(conversation).or_insert(Sent {
+            first: seq,
+            last: seq,
+        });
+        range.first = range.first.min(seq);
+        range.last = range.last.max(seq);
         sink.feed(Message::Text(frame.to_string())).await.ok()?;
         sent += 1;
     }
@@ -416,7 +508,7 @@ async fn resume(
     state: &AppState,
     user: Uuid,
     sink: &mut Sink,
-    positions: &mut HashMap<Uuid, i64>,
+    positions: &mut HashMap<Uuid, Sent>,
     known: HashMap<Uuid, i64>,
 ) -> bool {
     let memberships = match store::memberships(&state.db, user).await {
@@ -434,17 +526,18 @@ async fn resume(
     };
     let mut replayed = 0;
     for (conversation, last) in memberships {
-        let from = known
-            .get(&conversation)
-            .copied()
-            .unwrap_or(0)
-            .max(positions.get(&conversation).copied().unwrap_or(0));
-        if from >= last {
-            positions.insert(conversation, from.max(last));
+        let from = known.get(&conversation).copied().unwrap_or(0);
+        // Live frames may already have been sent on this connection before the client
+        // asked to resume: replay only the part before them.
+        let (until, end) = match positions.get(&conversation) {
+            Some(sent) if from >= sent.first - 1 => continue,
+            Some(sent) => (Some(sent.first), sent.first - 1),
+            None => (None, last),
+        };
+        if from >= end {
             continue;
         }
-        if last - from > REPLAY_LIMIT {
-            positions.insert(conversation, last);
+        if end - from > REPLAY_LIMIT {
             let frame = ServerFrame::ResyncRequired {
                 conversation_id: Some(conversation),
                 reason: format!("more than {REPLAY_LIMIT} events missed; refetch over REST"),
@@ -453,9 +546,12 @@ async fn resume(
             if sink.feed(Message::Text(t)).await.is_err() {
                 return false;
             }
+            positions
+                .entry(conversation)
+                .or_insert(Sent { first: last, last });
             continue;
         }
-        match replay(state, sink, positions, conversation, from).await {
+        match replay(state, sink, positions, conversation, from, until).await {
             Some(n) => replayed += n,
             None => return false,
         }

@@ -53,6 +53,8 @@ pub enum Outgoing {
     },
     /// Replay what was missed after these event numbers (from the reader's `resume`).
     Resume(HashMap<Uuid, i64>),
+    /// The client's first frame was not `resume`: release held live frames.
+    Live,
 }
 
 /// Why a connection must end; the first reason given wins.
@@ -101,6 +103,8 @@ pub struct Hub {
 }
 
 struct Inner {
+    /// This process, for presence counts.
+    instance: Uuid,
     conns: RwLock<HashMap<Uuid, Vec<Registered>>>,
     next_id: AtomicU64,
     shutdown: CancellationToken,
@@ -112,6 +116,7 @@ impl Hub {
     pub fn start(bus: &Bus, db: PgPool) -> Self {
         let hub = Self {
             inner: Arc::new(Inner {
+                instance: Uuid::new_v4(),
                 conns: RwLock::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
@@ -139,11 +144,20 @@ impl Hub {
             loop {
                 tokio::select! {
                     () = checker.inner.shutdown.cancelled() => return,
-                    _ = every.tick() => checker.check_sessions(&db).await,
+                    _ = every.tick() => {
+                        checker.check_sessions(&db).await;
+                        if let Err(err) = super::presence::heartbeat(&db, checker.instance()).await {
+                            tracing::warn!(error = %err, "presence heartbeat failed");
+                        }
+                    }
                 }
             }
         });
         hub
+    }
+
+    pub fn instance(&self) -> Uuid {
+        self.inner.instance
     }
 
     pub fn counters(&self) -> &Counters {

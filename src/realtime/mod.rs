@@ -4,4 +4,5 @@
 pub mod connection;
 pub mod frames;
 pub mod hub;
+pub mod presence;
 pub mod route;

@@ -63,7 +63,11 @@ async fn authentication_by_header_or_first_frame() {
     assert_eq!(forged.next().await.unwrap()["code"], "invalid_token");
     assert_eq!(forged.closed().await, 4001);
     ws.send(json!({"type": "ping"})).await;
-    assert_eq!(ws.next().await.unwrap()["type"], "pong");
+    assert_eq!(ws.next_of(&["pong"]).await.unwrap()["ref"], "live");
+    assert_eq!(
+        ws.next_of(&["pong"]).await.unwrap(),
+        json!({"type": "pong"})
+    );
 }
 
 #[tokio::test]
@@ -185,26 +189,16 @@ async fn every_change_is_pushed_typing_and_read_markers_included() {
         (Some(nina.id.as_str()), Some(2))
     );
 
-    miles_ws
-        .send(json!({"type": "typing", "conversation_id": conv}))
-        .await;
     let mut nina_ws = Ws::connect(&app, &nina.access).await;
-    miles_ws
-        .send(json!({"type": "typing", "conversation_id": conv}))
-        .await;
-    // Rate-limited: the second typing within 2 s is dropped.
-    assert!(
-        nina_ws
-            .drain(&["typing"], Duration::from_millis(400))
-            .await
-            .is_empty()
-    );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    miles_ws
-        .send(json!({"type": "typing", "conversation_id": conv}))
-        .await;
-    let typing = nina_ws.next_of(&["typing"]).await.unwrap();
-    assert_eq!(typing["user_id"], miles.id.as_str());
+    for _ in 0..3 {
+        miles_ws
+            .send(json!({"type": "typing", "conversation_id": conv}))
+            .await;
+    }
+    // Rate-limited: one typing per 2 s and conversation gets through.
+    let typing = nina_ws.drain(&["typing"], Duration::from_millis(500)).await;
+    assert_eq!(typing.len(), 1);
+    assert_eq!(typing[0]["user_id"], miles.id.as_str());
     assert!(
         zoe_ws
             .drain(
@@ -240,7 +234,7 @@ async fn resuming_replays_exactly_what_was_missed_in_order() {
     for i in 1..=5 {
         rest_send(&app, &nina, &conv, &format!("missed {i}")).await;
     }
-    let mut back = Ws::connect(&app, &miles.access).await;
+    let mut back = Ws::connect_quiet(&app, &miles.access).await;
     back.send(json!({"type": "resume", "conversations": {conv.clone(): last_seq}}))
         .await;
     rest_send(&app, &nina, &conv, "live after resume").await;
@@ -393,4 +387,63 @@ async fn across_two_instances_through_redis_exactly_once_and_revocations_too() {
         on_two.next_within(Duration::from_millis(200)).await,
         End::Silent | End::Frame(_)
     ));
+}
+
+#[tokio::test]
+async fn presence_of_the_people_you_talk_with() {
+    let app = spawn_app().await;
+    let (nina, miles, eve) = (
+        app.register("nina").await,
+        app.register("miles").await,
+        app.register("eve").await,
+    );
+    conversation(&app, &nina, &[&miles]).await;
+    let mut miles_ws = Ws::connect(&app, &miles.access).await;
+    let mut eve_ws = Ws::connect(&app, &eve.access).await;
+    let mut nina_ws = Ws::connect(&app, &nina.access).await;
+    let snapshot = nina_ws.next_of(&["presence"]).await.unwrap();
+    assert_eq!(
+        (snapshot["user_id"].as_str(), snapshot["status"].as_str()),
+        (Some(miles.id.as_str()), Some("online"))
+    );
+    // Miles first heard (in his own snapshot) that Nina was offline, then that she came online.
+    let heard: Vec<String> = miles_ws
+        .drain(&["presence"], Duration::from_millis(500))
+        .await
+        .iter()
+        .map(|f| f["status"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        heard.last().map(String::as_str),
+        Some("online"),
+        "{heard:?}"
+    );
+
+    // A second device does not announce anything; closing one of two neither.
+    let mut second = Ws::connect(&app, &nina.access).await;
+    second.next_of(&["presence"]).await;
+    second.close().await;
+    nina_ws.close().await;
+    // Offline is announced after a 5 s grace period, with the time she was last seen.
+    let offline = loop {
+        match miles_ws.next_within(Duration::from_secs(8)).await {
+            End::Frame(f)
+                if f["type"] == "presence"
+                    && f["status"] == "offline"
+                    && f["last_seen_at"].is_string() =>
+            {
+                break f;
+            }
+            End::Frame(_) => continue,
+            other => panic!("no offline presence: {other:?}"),
+        }
+    };
+    assert_eq!(offline["user_id"], nina.id.as_str());
+    assert!(
+        eve_ws
+            .drain(&["presence"], Duration::from_millis(200))
+            .await
+            .is_empty(),
+        "strangers are not told"
+    );
 }

@@ -29,8 +29,16 @@ pub enum End {
 }
 
 impl Ws {
-    /// Connects with `Authorization: Bearer` and waits for `ready`.
+    /// Connects with `Authorization: Bearer`, waits for `ready`, and goes live at once
+    /// (a first frame other than `resume` means "no resume").
     pub async fn connect(app: &TestApp, token: &str) -> Self {
+        let mut ws = Self::connect_quiet(app, token).await;
+        ws.send(json!({"type": "ping", "ref": "live"})).await;
+        ws
+    }
+
+    /// Connects and waits for `ready`, sending nothing (to `resume` next).
+    pub async fn connect_quiet(app: &TestApp, token: &str) -> Self {
         let mut ws = Self::open(app, Some(token), None).await;
         let ready = ws.next().await.expect("ready frame");
         assert_eq!(ready["type"], "ready", "{ready}");

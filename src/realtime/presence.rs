@@ -1,0 +1,170 @@
+//! Presence: who among the people you talk with is online, and when others were last seen.
+//!
+//! Counts of open sockets per user and per instance live in PostgreSQL, so a user online on
+//! any instance is online. Each instance refreshes a heartbeat; counts of an instance that
+//! stopped (crashed) are ignored after [`STALE_AFTER`] and purged. Going offline is
+//! announced only after [`OFFLINE_DELAY`] without a new connection, which also rate-limits
+//! a client that reconnects in a loop.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::frames::ServerFrame;
+use crate::{chat, error::ApiError, state::AppState};
+
+pub const OFFLINE_DELAY: Duration = Duration::from_secs(5);
+const STALE_AFTER_SECS: f64 = 90.0;
+/// Most contacts whose presence is sent when a socket opens.
+const SNAPSHOT_LIMIT: i64 = 500;
+
+pub async fn register_instance(db: &PgPool, instance: Uuid) -> Result<(), ApiError> {
+    sqlx::query!(
+        "INSERT INTO instances (id) VALUES ($1) ON CONFLICT DO NOTHING",
+        instance
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Refreshes this instance's heartbeat and purges instances that stopped refreshing.
+pub async fn heartbeat(db: &PgPool, instance: Uuid) -> Result<(), ApiError> {
+    sqlx::query!(
+        "INSERT INTO instances (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+        instance
+    )
+    .execute(db)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM instances WHERE heartbeat_at < now() - make_interval(secs => $1)",
+        STALE_AFTER_SECS
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+async fn online_count(db: &PgPool, user: Uuid) -> Result<i64, ApiError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT coalesce(sum(p.connections), 0)::bigint AS "n!" FROM presence p
+           JOIN instances i ON i.id = p.instance_id
+           WHERE p.user_id = $1 AND i.heartbeat_at > now() - make_interval(secs => $2)"#,
+        user,
+        STALE_AFTER_SECS
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+/// People who share a conversation with `user`.
+async fn contacts(db: &PgPool, user: Uuid) -> Result<Vec<Uuid>, ApiError> {
+    Ok(sqlx::query_scalar!(
+        "SELECT DISTINCT other.user_id FROM conversation_members mine
+         JOIN conversation_members other ON other.conversation_id = mine.conversation_id
+         WHERE mine.user_id = $1 AND mine.left_at IS NULL AND other.left_at IS NULL
+           AND other.user_id <> $1
+         LIMIT $2",
+        user,
+        SNAPSHOT_LIMIT
+    )
+    .fetch_all(db)
+    .await?)
+}
+
+/// A socket opened: count it, tell contacts if the user just came online, and answer the
+/// contacts' presence to this socket.
+pub async fn connected(state: &AppState, user: Uuid) -> Result<Vec<ServerFrame>, ApiError> {
+    let instance = state.hub.instance();
+    sqlx::query!(
+        "INSERT INTO presence (user_id, instance_id, connections) VALUES ($1, $2, 1)
+         ON CONFLICT (user_id, instance_id) DO UPDATE SET connections = presence.connections + 1",
+        user,
+        instance
+    )
+    .execute(&state.db)
+    .await?;
+    let people = contacts(&state.db, user).await?;
+    if online_count(&state.db, user).await? == 1 {
+        let frame = ServerFrame::Presence {
+            user_id: user,
+            status: "online".into(),
+            last_seen_at: None,
+        };
+        chat::deliver(&state.bus, people.clone(), frame).await;
+    }
+    let rows = sqlx::query!(
+        r#"SELECT u.id, u.last_seen_at,
+                  EXISTS (SELECT 1 FROM presence p JOIN instances i ON i.id = p.instance_id
+                          WHERE p.user_id = u.id
+                            AND i.heartbeat_at > now() - make_interval(secs => $2)) AS "online!"
+           FROM users u WHERE u.id = ANY($1)"#,
+        &people,
+        STALE_AFTER_SECS
+    )
+    .fetch_all(&state.db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ServerFrame::Presence {
+            user_id: r.id,
+            status: if r.online { "online" } else { "offline" }.into(),
+            last_seen_at: if r.online { None } else { r.last_seen_at },
+        })
+        .collect())
+}
+
+/// A socket closed: uncount it; after a short delay, if none of the user's sockets is
+/// open anywhere, record the time and tell contacts.
+pub async fn disconnected(state: AppState, user: Uuid) {
+    let instance = state.hub.instance();
+    // Decrement first (concurrent closes serialise on the row), then drop empty rows.
+    let result = async {
+        sqlx::query!(
+            "UPDATE presence SET connections = connections - 1 WHERE user_id = $1 AND instance_id = $2",
+            user,
+            instance
+        )
+        .execute(&state.db)
+        .await?;
+        sqlx::query!(
+            "DELETE FROM presence WHERE user_id = $1 AND instance_id = $2 AND connections <= 0",
+            user,
+            instance
+        )
+        .execute(&state.db)
+        .await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::warn!(error = %err, "presence update failed");
+        return;
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep(OFFLINE_DELAY).await;
+        let went_offline = async {
+            if online_count(&state.db, user).await? > 0 {
+                return Ok::<_, ApiError>(None);
+            }
+            let seen: DateTime<Utc> = sqlx::query_scalar!(
+                r#"UPDATE users SET last_seen_at = now() WHERE id = $1 RETURNING last_seen_at AS "t!""#,
+                user
+            )
+            .fetch_one(&state.db)
+            .await?;
+            Ok(Some((seen, contacts(&state.db, user).await?)))
+        }
+        .await;
+        if let Ok(Some((seen, people))) = went_offline {
+            let frame = ServerFrame::Presence {
+                user_id: user,
+                status: "offline".into(),
+                last_seen_at: Some(seen),
+            };
+            chat::deliver(&state.bus, people, frame).await;
+        }
+    });
+}
