@@ -16,6 +16,7 @@ mod health;
 mod musicians;
 mod notifications;
 mod participations;
+mod protocol;
 mod prototype;
 mod realtime;
 mod tokens;

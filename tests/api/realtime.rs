@@ -447,3 +447,158 @@ async fn presence_of_the_people_you_talk_with() {
         "strangers are not told"
     );
 }
+
+#[tokio::test]
+async fn notifications_are_pushed_as_they_are_created() {
+    let app = spawn_app().await;
+    let (nina, miles) = (app.register("nina").await, app.register("miles").await);
+    let mut nina_ws = Ws::connect(&app, &nina.access).await;
+    let piano = crate::helpers::catalogue_id(&app, "instruments", "Piano").await;
+    let event = crate::helpers::create_event(
+        &app,
+        &nina,
+        crate::helpers::event_body("Jam", 3, 45.76, 4.83),
+    )
+    .await;
+    app.post(
+        &format!("/api/v1/events/{event}/participations"),
+        miles.token(),
+        json!({"instrument_id": piano}),
+    )
+    .await
+    .ok(201);
+    let pushed = nina_ws
+        .next_of(&["notification.created"])
+        .await
+        .expect("pushed live");
+    assert_eq!(pushed["notification"]["type"], "participation_created");
+    assert_eq!(pushed["notification"]["event_id"], event.as_str());
+    let stored = app.get("/api/v1/notifications", nina.token()).await;
+    assert_eq!(
+        stored.ok(200)["items"][0]["id"],
+        pushed["notification"]["id"]
+    );
+}
+
+#[tokio::test]
+async fn shutdown_tells_clients_to_reconnect_elsewhere() {
+    let mut app = spawn_app().await;
+    let nina = app.register("nina").await;
+    let mut ws = Ws::connect(&app, &nina.access).await;
+    app.stop().await;
+    assert_eq!(ws.closed().await, 1001);
+}
+
+/// A Redis server of this test's own, so that restarting it disturbs no other test.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        Self { port, child }
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis never came up");
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn a_redis_restart_loses_nothing_for_a_client_that_resumes() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut redis = OwnRedis::start(port);
+    redis.wait_ready().await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let with_redis = |s: &mut tunelink::config::Settings| {
+        s.redis_url = Some(tunelink::config::Secret::new(url.clone()))
+    };
+    let one = spawn_with(with_redis).await;
+    let two = spawn_sibling_with(&one, with_redis).await;
+    let (nina, miles) = (one.register("nina").await, one.register("miles").await);
+    let conv = conversation(&one, &nina, &[&miles]).await;
+    let mut receiver = Ws::connect(&two, &miles.access).await;
+    rest_send(&one, &nina, &conv, "before").await;
+    let first = receiver.next_of(&["message.created"]).await.unwrap();
+    let mut last_seq = first["seq"].as_i64().unwrap();
+
+    // Redis goes away: messages sent meanwhile cannot cross instances…
+    redis.stop();
+    for i in 1..=3 {
+        rest_send(&one, &nina, &conv, &format!("during {i}")).await;
+    }
+    // …and when it is back, the instances resubscribe and tell clients to resync.
+    let mut redis = OwnRedis::start(port);
+    redis.wait_ready().await;
+    let resync = receiver
+        .next_of(&["resync_required"])
+        .await
+        .expect("told to resync");
+    assert!(resync["conversation_id"].is_null());
+    for f in receiver
+        .drain(&["message.created"], Duration::from_millis(200))
+        .await
+    {
+        last_seq = last_seq.max(f["seq"].as_i64().unwrap());
+    }
+    let mut back = Ws::connect_quiet(&two, &miles.access).await;
+    back.send(json!({"type": "resume", "conversations": {conv.clone(): first["seq"]}}))
+        .await;
+    let mut bodies = Vec::new();
+    loop {
+        let f = back.next().await.expect("replay then resumed");
+        match f["type"].as_str().unwrap() {
+            "message.created" => bodies.push(f["message"]["body"].as_str().unwrap().to_owned()),
+            "resumed" => break,
+            _ => {}
+        }
+    }
+    assert_eq!(bodies, ["during 1", "during 2", "during 3"]);
+    rest_send(&one, &nina, &conv, "after").await;
+    let live = back
+        .next_of(&["message.created"])
+        .await
+        .expect("live again across instances");
+    assert_eq!(live["message"]["body"], "after");
+    let _ = last_seq;
+    redis.stop();
+}

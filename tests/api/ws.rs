@@ -20,6 +20,17 @@ pub struct Ws {
     pub seen: Vec<Value>,
 }
 
+impl Drop for Ws {
+    /// Every frame a test received must match the protocol's schema.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.seen
+                .iter()
+                .for_each(crate::protocol::assert_server_frame);
+        }
+    }
+}
+
 /// How a socket ended.
 #[derive(Debug, PartialEq)]
 pub enum End {
@@ -146,7 +157,7 @@ impl Ws {
         }
     }
 
-    pub async fn close(mut self) {
+    pub async fn close(&mut self) {
         let _ = self.inner.close(None).await;
     }
 

@@ -1,0 +1,142 @@
+//! The protocol documents in `protocol/` match the code: every example validates against
+//! the JSON Schema and round-trips through the Rust frame types, every frame type has an
+//! example, and (in `ws.rs`) every frame a test client receives validates too.
+
+use std::{path::Path, sync::OnceLock};
+
+use serde_json::Value;
+use tunelink::realtime::frames::{ClientFrame, ServerFrame};
+
+fn schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol/schema.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    })
+}
+
+fn validator(def: &str) -> jsonschema::Validator {
+    let mut root = schema().clone();
+    root["$ref"] = Value::String(format!("#/$defs/{def}"));
+    jsonschema::validator_for(&root).unwrap()
+}
+
+pub fn server_validator() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| validator("ServerFrame"))
+}
+
+/// Panics with the schema's complaint when `frame` is not a valid server frame.
+pub fn assert_server_frame(frame: &Value) {
+    let errors: Vec<String> = server_validator()
+        .iter_errors(frame)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "frame breaks protocol/schema.json: {frame}\n{errors:?}"
+    );
+}
+
+fn examples(side: &str) -> Vec<(String, Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("protocol/examples")
+        .join(side);
+    let mut out: Vec<(String, Value)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+            (
+                name,
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Frame types the schema lists for one side (`client.` or `server.`).
+fn schema_types(prefix: &str) -> Vec<String> {
+    let mut types: Vec<String> = schema()["$defs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter_map(|k| k.strip_prefix(prefix).map(str::to_owned))
+        .collect();
+    types.sort();
+    types
+}
+
+#[test]
+fn every_client_example_is_valid_and_parses() {
+    let v = validator("ClientFrame");
+    let examples = examples("client");
+    for (name, frame) in &examples {
+        assert!(
+            v.is_valid(frame),
+            "{name}: {:?}",
+            v.iter_errors(frame)
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(frame["type"], name.as_str());
+        let parsed: ClientFrame =
+            serde_json::from_value(frame.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let _ = parsed;
+    }
+    let names: Vec<String> = examples.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        schema_types("client."),
+        "one example per client frame type"
+    );
+}
+
+#[test]
+fn every_server_example_is_valid_and_round_trips() {
+    let examples = examples("server");
+    for (name, frame) in &examples {
+        assert_server_frame(frame);
+        assert_eq!(frame["type"], name.as_str());
+        let parsed: ServerFrame =
+            serde_json::from_value(frame.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let back = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(&back, frame, "{name}: the server would write it exactly so");
+    }
+    let names: Vec<String> = examples.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        schema_types("server."),
+        "one example per server frame type"
+    );
+}
+
+#[test]
+fn the_schema_refuses_what_the_server_never_sends() {
+    for bad in [
+        serde_json::json!({"type": "ready", "protocol": 2}),
+        serde_json::json!({"type": "message.created", "conversation_id": "x"}),
+        serde_json::json!({"type": "pong", "extra": true}),
+        serde_json::json!({"type": "unknown"}),
+    ] {
+        assert!(!server_validator().is_valid(&bad), "{bad}");
+    }
+}
+
+#[test]
+fn the_asyncapi_document_lists_every_frame() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol/asyncapi.yaml");
+    let doc = std::fs::read_to_string(path).unwrap();
+    assert!(doc.contains("asyncapi: 3.0.0"));
+    for side in ["client", "server"] {
+        for t in schema_types(&format!("{side}.")) {
+            let payload = format!("$ref: 'schema.json#/$defs/{side}.{t}'");
+            assert!(
+                doc.contains(&payload),
+                "asyncapi.yaml lacks {side}.{t}: run protocol/generate_asyncapi.py"
+            );
+        }
+    }
+}
