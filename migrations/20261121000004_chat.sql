@@ -73,4 +73,7 @@ CREATE TABLE presence (
     PRIMARY KEY (user_id, instance_id)
 );
 
-ALTER TABLE users ADD COLUMN last_seen_at timestamptz;
+-- `online_announced` makes presence announcements alternate (online, offline, online…), so
+-- a client reconnecting in a loop announces nothing new.
+ALTER TABLE users ADD COLUMN last_seen_at timestamptz,
+                  ADD COLUMN online_announced boolean NOT NULL DEFAULT false;

@@ -3,8 +3,8 @@
 //! Counts of open sockets per user and per instance live in PostgreSQL, so a user online on
 //! any instance is online. Each instance refreshes a heartbeat; counts of an instance that
 //! stopped (crashed) are ignored after [`STALE_AFTER`] and purged. Going offline is
-//! announced only after [`OFFLINE_DELAY`] without a new connection, which also rate-limits
-//! a client that reconnects in a loop.
+//! announced only after [`OFFLINE_DELAY`] without a new connection, and announcements
+//! alternate (`users.online_announced`): a client reconnecting in a loop announces nothing.
 
 use std::time::Duration;
 
@@ -87,7 +87,15 @@ pub async fn connected(state: &AppState, user: Uuid) -> Result<Vec<ServerFrame>,
     .execute(&state.db)
     .await?;
     let people = contacts(&state.db, user).await?;
-    if online_count(&state.db, user).await? == 1 {
+    let newly_online = sqlx::query!(
+        "UPDATE users SET online_announced = true WHERE id = $1 AND NOT online_announced",
+        user
+    )
+    .execute(&state.db)
+    .await?
+    .rows_affected()
+        > 0;
+    if newly_online {
         let frame = ServerFrame::Presence {
             user_id: user,
             status: "online".into(),
@@ -149,13 +157,17 @@ pub async fn disconnected(state: AppState, user: Uuid) {
             if online_count(&state.db, user).await? > 0 {
                 return Ok::<_, ApiError>(None);
             }
-            let seen: DateTime<Utc> = sqlx::query_scalar!(
-                r#"UPDATE users SET last_seen_at = now() WHERE id = $1 RETURNING last_seen_at AS "t!""#,
+            let seen: Option<DateTime<Utc>> = sqlx::query_scalar!(
+                r#"UPDATE users SET last_seen_at = now(), online_announced = false
+                   WHERE id = $1 AND online_announced RETURNING last_seen_at AS "t!""#,
                 user
             )
-            .fetch_one(&state.db)
+            .fetch_optional(&state.db)
             .await?;
-            Ok(Some((seen, contacts(&state.db, user).await?)))
+            match seen {
+                Some(seen) => Ok(Some((seen, contacts(&state.db, user).await?))),
+                None => Ok(None),
+            }
         }
         .await;
         if let Ok(Some((seen, people))) = went_offline {
