@@ -612,3 +612,74 @@ async fn a_redis_restart_loses_nothing_for_a_client_that_resumes() {
     let _ = last_seq;
     redis.stop();
 }
+
+#[tokio::test]
+async fn membership_and_renames_are_pushed_to_everyone_concerned() {
+    let app = spawn_app().await;
+    let (nina, miles, zoe) = (
+        app.register("nina").await,
+        app.register("miles").await,
+        app.register("zoe").await,
+    );
+    let mut nina_ws = Ws::connect(&app, &nina.access).await;
+    let mut miles_ws = Ws::connect(&app, &miles.access).await;
+    let mut zoe_ws = Ws::connect(&app, &zoe.access).await;
+    let conv = conversation(&app, &nina, &[&miles, &nina]).await;
+    let members = format!("/api/v1/conversations/{conv}/participants");
+    app.post(&members, miles.token(), json!({"user_id": zoe.id}))
+        .await
+        .ok(200);
+    app.patch(
+        &format!("/api/v1/conversations/{conv}"),
+        zoe.token(),
+        json!({"title": "Trio"}),
+    )
+    .await
+    .ok(200);
+    app.delete(&format!("{members}/{}", miles.id), nina.token())
+        .await
+        .ok(200);
+    let kinds = |frames: Vec<serde_json::Value>| -> Vec<String> {
+        frames
+            .iter()
+            .map(|f| f["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let types = [
+        "conversation.created",
+        "member.joined",
+        "conversation.renamed",
+        "member.left",
+    ];
+    assert_eq!(
+        kinds(nina_ws.drain(&types, Duration::from_millis(500)).await),
+        [
+            "conversation.created",
+            "member.joined",
+            "conversation.renamed",
+            "member.left"
+        ]
+    );
+    assert_eq!(
+        kinds(miles_ws.drain(&types, Duration::from_millis(200)).await),
+        [
+            "conversation.created",
+            "member.joined",
+            "conversation.renamed",
+            "member.left"
+        ],
+        "the removed member hears of it"
+    );
+    assert_eq!(
+        kinds(zoe_ws.drain(&types, Duration::from_millis(200)).await),
+        ["member.joined", "conversation.renamed", "member.left"],
+        "the newcomer hears from her arrival on"
+    );
+    rest_send(&app, &nina, &conv, "after miles left").await;
+    assert!(
+        miles_ws
+            .drain(MESSAGES, Duration::from_millis(300))
+            .await
+            .is_empty()
+    );
+}
