@@ -36,6 +36,8 @@ enum Command {
         users: usize,
         #[arg(long, default_value_t = 100_000)]
         events: usize,
+        #[arg(long, default_value_t = 2_000)]
+        conversations: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
@@ -73,16 +75,32 @@ pub fn main() -> ExitCode {
         telemetry::init(settings.log_format);
         match cli.command {
             None | Some(Command::Serve) => serve(settings).await,
-            Some(Command::Seed { users, events, seed }) => {
+            Some(Command::Seed {
+                users,
+                events,
+                conversations,
+                seed,
+            }) => {
                 let pool = db::connect_and_migrate(&settings).await?;
                 let started = std::time::Instant::now();
-                let report = crate::seed::run(&pool, crate::seed::Options { users, events, seed }).await?;
+                let report = crate::seed::run(
+                    &pool,
+                    crate::seed::Options {
+                        users,
+                        events,
+                        conversations,
+                        seed,
+                    },
+                )
+                .await?;
                 println!(
-                    "seeded {} musicians, {} events, {} participations in {:.1?} (password of every \
-                     seeded account: {})",
+                    "seeded {} musicians, {} events, {} participations, {} conversations with {} \
+                     messages in {:.1?} (password of every seeded account: {})",
                     report.users,
                     report.events,
                     report.participations,
+                    report.conversations,
+                    report.messages,
                     started.elapsed(),
                     crate::seed::SEED_PASSWORD
                 );

@@ -1,7 +1,7 @@
 //! `tunelink seed`: realistic volume for trying things and for benchmarks.
 //!
-//! Deterministic from `--seed`: the same seed gives the same musicians, events and
-//! participations (dates are relative to the day of the run). Every seeded account has the
+//! Deterministic from `--seed`: the same seed gives the same musicians, events,
+//! participations and conversations (dates are relative to the day of the run). Every seeded account has the
 //! password [`SEED_PASSWORD`], hashed once: hashing thousands of passwords with argon2 would
 //! take minutes for nothing.
 
@@ -92,6 +92,7 @@ const STREETS: &[&str] = &[
 pub struct Options {
     pub users: usize,
     pub events: usize,
+    pub conversations: usize,
     pub seed: u64,
 }
 
@@ -100,6 +101,8 @@ pub struct Report {
     pub users: usize,
     pub events: usize,
     pub participations: usize,
+    pub conversations: usize,
+    pub messages: usize,
 }
 
 fn uuid(rng: &mut StdRng) -> Uuid {
@@ -154,11 +157,18 @@ pub async fn run(pool: &PgPool, opts: Options) -> anyhow::Result<Report> {
     let participations =
         seed_events(pool, &mut rng, opts.events, &users, &instruments, &genres).await?;
     tracing::info!(events = opts.events, participations, elapsed = ?started.elapsed(), "seeded events");
+    let (conversations, messages) = if users.ids.len() >= 2 {
+        seed_conversations(pool, &mut rng, opts.conversations, &users).await?
+    } else {
+        (0, 0)
+    };
     sqlx::query!("ANALYZE").execute(pool).await?;
     Ok(Report {
         users: opts.users,
         events: opts.events,
         participations,
+        conversations,
+        messages,
     })
 }
 
@@ -433,4 +443,171 @@ async fn insert_events(pool: &PgPool, b: &EventBatch) -> anyhow::Result<()> {
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Conversations between seeded musicians: direct ones and groups, with a few messages
+/// each, written with their event log so that sockets can resume from them.
+/// Returns (conversations, messages) written; pairs drawn twice make one direct conversation.
+async fn seed_conversations(
+    pool: &PgPool,
+    rng: &mut StdRng,
+    count: usize,
+    users: &Users,
+) -> anyhow::Result<(usize, usize)> {
+    use crate::realtime::frames::{ConversationData, MessageData, ServerFrame, UserRef};
+
+    let name = |u: &Uuid| -> String {
+        let i = users.ids.iter().position(|x| x == u).unwrap_or_default();
+        format!("musician{i:06}")
+    };
+    let now = Utc::now();
+    let (mut messages, mut conversations) = (0, 0);
+    for chunk_start in (0..count).step_by(500) {
+        let n = (count - chunk_start).min(500);
+        let (mut c_id, mut c_kind, mut c_title, mut c_key, mut c_by, mut c_msg, mut c_evt) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut m_conv, mut m_user) = (vec![], vec![]);
+        let (mut x_id, mut x_conv, mut x_seq, mut x_author, mut x_body, mut x_at) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut e_conv, mut e_seq, mut e_frame) = (vec![], vec![], vec![]);
+        for _ in 0..n {
+            let id = uuid(rng);
+            let size = if rng.random_bool(0.7) {
+                2
+            } else {
+                rng.random_range(3..=8)
+            };
+            let members: Vec<Uuid> = users.ids.choose_multiple(rng, size).copied().collect();
+            let direct = size == 2;
+            let key = direct.then(|| {
+                let (a, b) = if members[0] < members[1] {
+                    (members[0], members[1])
+                } else {
+                    (members[1], members[0])
+                };
+                format!("{a}:{b}")
+            });
+            if key
+                .as_ref()
+                .is_some_and(|k| c_key.contains(&Some(k.clone())))
+            {
+                continue;
+            }
+            let title = (!direct).then(|| format!("Band #{}", chunk_start + c_id.len()));
+            let created = now - Duration::days(rng.random_range(1..60));
+            let refs: Vec<UserRef> = members
+                .iter()
+                .map(|u| UserRef {
+                    id: *u,
+                    username: name(u),
+                })
+                .collect();
+            let mut frames = vec![ServerFrame::ConversationCreated {
+                conversation_id: id,
+                seq: 1,
+                conversation: ConversationData {
+                    id,
+                    kind: if direct { "direct" } else { "group" }.into(),
+                    title: title.clone(),
+                    members: refs.clone(),
+                    created_at: created,
+                },
+            }];
+            let count = rng.random_range(0..=20);
+            for seq in 1..=count {
+                let author = refs.choose(rng).cloned().unwrap_or_else(|| refs[0].clone());
+                let at = created + Duration::minutes(seq * 7);
+                let body = format!("Message {seq} about the next rehearsal");
+                let message_id = uuid(rng);
+                x_id.push(message_id);
+                x_conv.push(id);
+                x_seq.push(seq);
+                x_author.push(author.id);
+                x_body.push(body.clone());
+                x_at.push(at);
+                frames.push(ServerFrame::MessageCreated {
+                    conversation_id: id,
+                    seq: seq + 1,
+                    message: MessageData {
+                        id: message_id,
+                        conversation_id: id,
+                        seq,
+                        author,
+                        body: Some(body),
+                        client_msg_id: None,
+                        created_at: at,
+                        edited_at: None,
+                        deleted_at: None,
+                    },
+                });
+            }
+            messages += count as usize;
+            for frame in &frames {
+                if let Some((conv, seq)) = frame.event_seq() {
+                    e_conv.push(conv);
+                    e_seq.push(seq);
+                    e_frame.push(serde_json::to_value(frame)?);
+                }
+            }
+            for m in &members {
+                m_conv.push(id);
+                m_user.push(*m);
+            }
+            c_id.push(id);
+            c_kind.push(if direct { "direct" } else { "group" }.to_owned());
+            c_title.push(title);
+            c_key.push(key);
+            c_by.push(members[0]);
+            c_msg.push(count);
+            c_evt.push(count + 1);
+        }
+        conversations += c_id.len();
+        let mut tx = pool.begin().await?;
+        sqlx::query!(
+            "INSERT INTO conversations (id, kind, title, direct_key, created_by, last_message_seq, last_event_seq)
+             SELECT id, k::conversation_kind, t, dk, b, m, e
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::int8[], $7::int8[])
+                  AS x(id, k, t, dk, b, m, e)",
+            &c_id,
+            &c_kind,
+            &c_title as &[Option<String>],
+            &c_key as &[Option<String>],
+            &c_by,
+            &c_msg,
+            &c_evt,
+        )
+        .execute(&mut *tx)
+        .await
+        .context("inserting conversations")?;
+        sqlx::query!(
+            "INSERT INTO conversation_members (conversation_id, user_id) SELECT * FROM UNNEST($1::uuid[], $2::uuid[])",
+            &m_conv,
+            &m_user,
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO messages (id, conversation_id, seq, author_id, body, created_at)
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], $6::timestamptz[])",
+            &x_id,
+            &x_conv,
+            &x_seq,
+            &x_author,
+            &x_body,
+            &x_at,
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO conversation_events (conversation_id, seq, frame)
+             SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::jsonb[])",
+            &e_conv,
+            &e_seq,
+            &e_frame,
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    Ok((conversations, messages))
 }

@@ -181,7 +181,17 @@ async fn seed_is_deterministic_and_consistent() {
     let second = spawn_app().await;
     for app in [&first, &second] {
         let out = tunelink()
-            .args(["seed", "--users", "60", "--events", "300", "--seed", "7"])
+            .args([
+                "seed",
+                "--users",
+                "60",
+                "--events",
+                "300",
+                "--conversations",
+                "40",
+                "--seed",
+                "7",
+            ])
             .env(
                 "DATABASE_URL",
                 format!("{}/{}", postgres_base(), app.database),
@@ -216,8 +226,23 @@ async fn seed_is_deterministic_and_consistent() {
     .await
     .unwrap();
     assert_eq!(drift, 0);
-    // A seeded musician can log in with the documented password.
-    first.login("musician000001", "tunelink-seed").await.ok(200);
+    // Conversations come with their event log: the last event number of each is its
+    // highest logged event, and messages are numbered without gaps.
+    let inconsistent: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM conversations c WHERE c.last_event_seq <> (SELECT max(seq) FROM conversation_events e WHERE e.conversation_id = c.id)
+            OR c.last_message_seq <> (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)",
+    )
+    .fetch_one(&first.db)
+    .await
+    .unwrap();
+    assert_eq!(inconsistent, 0);
+    // A seeded musician can log in with the documented password and sees their chats.
+    let login = first.login("musician000001", "tunelink-seed").await;
+    let token = login.ok(200)["access_token"].as_str().unwrap().to_owned();
+    first
+        .get("/api/v1/conversations", Some(&token))
+        .await
+        .ok(200);
     // Seeding twice is refused.
     let again = tunelink()
         .args(["seed", "--users", "1", "--events", "1"])
