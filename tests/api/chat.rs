@@ -2,19 +2,10 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, User, all_pages, spawn_app};
+use crate::helpers::{TestApp, User, all_pages, spawn_app, start_conversation};
 
 async fn conversation(app: &TestApp, by: &User, with: &[&User], title: Option<&str>) -> String {
-    let ids: Vec<&str> = with.iter().map(|u| u.id.as_str()).collect();
-    let resp = app
-        .post(
-            "/api/v1/conversations",
-            by.token(),
-            json!({"participant_ids": ids, "title": title}),
-        )
-        .await;
-    assert!(resp.status == 201 || resp.status == 200, "{}", resp.body);
-    resp.body["data"]["id"].as_str().unwrap().to_owned()
+    start_conversation(app, by, with, title).await
 }
 
 async fn send(app: &TestApp, by: &User, conv: &str, body: &str) -> Value {

@@ -415,3 +415,22 @@ pub async fn notification_types(app: &TestApp, user: &User) -> Vec<String> {
         .map(|n| n["type"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// Starts a conversation between `by` and `with` (a direct one for one person and no title).
+pub async fn start_conversation(
+    app: &TestApp,
+    by: &User,
+    with: &[&User],
+    title: Option<&str>,
+) -> String {
+    let ids: Vec<&str> = with.iter().map(|u| u.id.as_str()).collect();
+    let resp = app
+        .post(
+            "/api/v1/conversations",
+            by.token(),
+            json!({"participant_ids": ids, "title": title}),
+        )
+        .await;
+    assert!(resp.status == 201 || resp.status == 200, "{}", resp.body);
+    resp.body["data"]["id"].as_str().unwrap().to_owned()
+}

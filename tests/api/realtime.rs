@@ -6,21 +6,14 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::{
-    helpers::{TestApp, User, redis_url, spawn_app, spawn_sibling_with, spawn_with},
+    helpers::{
+        TestApp, User, redis_url, spawn_app, spawn_sibling_with, spawn_with, start_conversation,
+    },
     ws::{End, Ws},
 };
 
 async fn conversation(app: &TestApp, by: &User, with: &[&User]) -> String {
-    let ids: Vec<&str> = with.iter().map(|u| u.id.as_str()).collect();
-    let title = (with.len() > 1).then_some("Band");
-    let resp = app
-        .post(
-            "/api/v1/conversations",
-            by.token(),
-            json!({"participant_ids": ids, "title": title}),
-        )
-        .await;
-    resp.body["data"]["id"].as_str().unwrap().to_owned()
+    start_conversation(app, by, with, (with.len() > 1).then_some("Band")).await
 }
 
 async fn rest_send(app: &TestApp, by: &User, conv: &str, body: &str) -> serde_json::Value {

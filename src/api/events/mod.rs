@@ -290,11 +290,7 @@ impl EventsApi {
     ) -> Result<EventResponse, Errors<ChangeErrors>> {
         let body = body.0;
         let mut tx = state.db.begin().await?;
-        let event = store::lock(&mut tx, id.0)
-            .await?
-            .ok_or_else(|| ApiError::not_found("Event"))?;
-        ensure_organiser(&auth.0, &event)?;
-        ensure_open(&event)?;
+        let event = lock_as_organiser(&mut tx, &auth.0, id.0).await?;
         let mut v = Validator::new();
         let fields = parse_fields(
             &mut v,
@@ -382,11 +378,7 @@ impl EventsApi {
         id: Path<Uuid>,
     ) -> Result<EventResponse, Errors<ChangeErrors>> {
         let mut tx = state.db.begin().await?;
-        let event = store::lock(&mut tx, id.0)
-            .await?
-            .ok_or_else(|| ApiError::not_found("Event"))?;
-        ensure_organiser(&auth.0, &event)?;
-        ensure_open(&event)?;
+        let event = lock_as_organiser(&mut tx, &auth.0, id.0).await?;
         store::cancel(&mut tx, event.id).await?;
         let participants = store::active_participants(&mut tx, event.id).await?;
         let notes = notifications::create(
@@ -455,11 +447,7 @@ impl EventsApi {
         let quantity = check_quantity("quantity", body.0.quantity)
             .map_err(|e| ApiError::validation(vec![e]))?;
         let mut tx = state.db.begin().await?;
-        let event = store::lock(&mut tx, id.0)
-            .await?
-            .ok_or_else(|| ApiError::not_found("Event"))?;
-        ensure_organiser(&auth.0, &event)?;
-        ensure_open(&event)?;
+        let event = lock_as_organiser(&mut tx, &auth.0, id.0).await?;
         if store::needed(&mut tx, event.id, instrument_id.0)
             .await?
             .is_none()
@@ -510,11 +498,7 @@ impl EventsApi {
         instrument_id: Path<Uuid>,
     ) -> Result<DoneResponse, Errors<ChangeErrors>> {
         let mut tx = state.db.begin().await?;
-        let event = store::lock(&mut tx, id.0)
-            .await?
-            .ok_or_else(|| ApiError::not_found("Event"))?;
-        ensure_organiser(&auth.0, &event)?;
-        ensure_open(&event)?;
+        let event = lock_as_organiser(&mut tx, &auth.0, id.0).await?;
         match store::needed(&mut tx, event.id, instrument_id.0).await? {
             None => return Err(ApiError::not_found("Needed instrument").into()),
             Some((_, filled)) if filled > 0 => {
@@ -586,6 +570,20 @@ impl EventsApi {
             row.into(),
         ))))
     }
+}
+
+/// Locks an open event for a change by its creator (or an admin).
+async fn lock_as_organiser(
+    conn: &mut sqlx::PgConnection,
+    user: &CurrentUser,
+    id: Uuid,
+) -> Result<EventRow, ApiError> {
+    let event = store::lock(conn, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Event"))?;
+    ensure_organiser(user, &event)?;
+    ensure_open(&event)?;
+    Ok(event)
 }
 
 fn ensure_organiser(user: &CurrentUser, event: &EventRow) -> Result<(), ApiError> {
