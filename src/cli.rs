@@ -41,6 +41,20 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Write users with open sessions and access tokens, in conversations, for the load
+    /// tool (`tunelink-load --fixture`): a JSON file holding live tokens, keep it private.
+    LoadFixture {
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+        /// Members per conversation (2: direct conversations; 0: none).
+        #[arg(long, default_value_t = 50)]
+        group_size: usize,
+        /// Lifetime of the tokens and their sessions, in seconds.
+        #[arg(long, default_value_t = 7_200)]
+        token_ttl_secs: u64,
+        #[arg(long, default_value = "fixture.json")]
+        out: std::path::PathBuf,
+    },
     /// Create an administrator, or promote an existing account (matched by username or email).
     CreateAdmin {
         #[arg(long)]
@@ -103,6 +117,37 @@ pub fn main() -> ExitCode {
                     report.messages,
                     started.elapsed(),
                     crate::seed::SEED_PASSWORD
+                );
+                Ok(())
+            }
+            Some(Command::LoadFixture {
+                users,
+                group_size,
+                token_ttl_secs,
+                out,
+            }) => {
+                let pool = db::connect_and_migrate(&settings).await?;
+                let started = std::time::Instant::now();
+                let fixture = crate::load_fixture::create(
+                    &pool,
+                    settings.jwt_secret.expose(),
+                    crate::load_fixture::Options {
+                        users,
+                        group_size,
+                        token_ttl: std::time::Duration::from_secs(token_ttl_secs),
+                    },
+                )
+                .await?;
+                std::fs::write(&out, serde_json::to_vec(&fixture)?)
+                    .with_context(|| format!("writing {}", out.display()))?;
+                println!(
+                    "{} users with sessions and {} conversations written to {} in {:.1?} \
+                     (password of every account: {})",
+                    fixture.users.len(),
+                    fixture.conversations.len(),
+                    out.display(),
+                    started.elapsed(),
+                    fixture.password
                 );
                 Ok(())
             }

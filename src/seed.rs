@@ -13,7 +13,12 @@ use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{auth::PasswordHasher, domain::Password};
+use crate::{
+    auth::PasswordHasher,
+    chat::store::direct_key,
+    domain::Password,
+    realtime::frames::{ConversationData, MessageData, ServerFrame, UserRef},
+};
 
 pub const SEED_PASSWORD: &str = "tunelink-seed";
 pub const SEED_EMAIL_DOMAIN: &str = "seed.tunelink.test";
@@ -454,8 +459,6 @@ async fn seed_conversations(
     count: usize,
     users: &Users,
 ) -> anyhow::Result<(usize, usize)> {
-    use crate::realtime::frames::{ConversationData, MessageData, ServerFrame, UserRef};
-
     let name = |u: &Uuid| -> String {
         let i = users.ids.iter().position(|x| x == u).unwrap_or_default();
         format!("musician{i:06}")
@@ -464,12 +467,7 @@ async fn seed_conversations(
     let (mut messages, mut conversations) = (0, 0);
     for chunk_start in (0..count).step_by(500) {
         let n = (count - chunk_start).min(500);
-        let (mut c_id, mut c_kind, mut c_title, mut c_key, mut c_by, mut c_msg, mut c_evt) =
-            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-        let (mut m_conv, mut m_user) = (vec![], vec![]);
-        let (mut x_id, mut x_conv, mut x_seq, mut x_author, mut x_body, mut x_at) =
-            (vec![], vec![], vec![], vec![], vec![], vec![]);
-        let (mut e_conv, mut e_seq, mut e_frame) = (vec![], vec![], vec![]);
+        let mut batch = ConversationBatch::default();
         for _ in 0..n {
             let id = uuid(rng);
             let size = if rng.random_bool(0.7) {
@@ -477,137 +475,210 @@ async fn seed_conversations(
             } else {
                 rng.random_range(3..=8)
             };
-            let members: Vec<Uuid> = users.ids.choose_multiple(rng, size).copied().collect();
-            let direct = size == 2;
-            let key = direct.then(|| {
-                let (a, b) = if members[0] < members[1] {
-                    (members[0], members[1])
-                } else {
-                    (members[1], members[0])
-                };
-                format!("{a}:{b}")
-            });
-            if key
-                .as_ref()
-                .is_some_and(|k| c_key.contains(&Some(k.clone())))
-            {
-                continue;
-            }
-            let title = (!direct).then(|| format!("Band #{}", chunk_start + c_id.len()));
-            let created = now - Duration::days(rng.random_range(1..60));
-            let refs: Vec<UserRef> = members
-                .iter()
+            let members: Vec<UserRef> = users
+                .ids
+                .choose_multiple(rng, size)
                 .map(|u| UserRef {
                     id: *u,
                     username: name(u),
                 })
                 .collect();
-            let mut frames = vec![ServerFrame::ConversationCreated {
-                conversation_id: id,
-                seq: 1,
-                conversation: ConversationData {
-                    id,
-                    kind: if direct { "direct" } else { "group" }.into(),
-                    title: title.clone(),
-                    members: refs.clone(),
-                    created_at: created,
-                },
-            }];
+            if size == 2 && batch.has_direct(members[0].id, members[1].id) {
+                continue;
+            }
+            let title = (size > 2).then(|| format!("Band #{}", chunk_start + batch.len()));
+            let created = now - Duration::days(rng.random_range(1..60));
             let count = rng.random_range(0..=20);
-            for seq in 1..=count {
-                let author = refs.choose(rng).cloned().unwrap_or_else(|| refs[0].clone());
-                let at = created + Duration::minutes(seq * 7);
-                let body = format!("Message {seq} about the next rehearsal");
-                let message_id = uuid(rng);
-                x_id.push(message_id);
-                x_conv.push(id);
-                x_seq.push(seq);
-                x_author.push(author.id);
-                x_body.push(body.clone());
-                x_at.push(at);
-                frames.push(ServerFrame::MessageCreated {
-                    conversation_id: id,
-                    seq: seq + 1,
-                    message: MessageData {
-                        id: message_id,
-                        conversation_id: id,
-                        seq,
+            let history: Vec<SeedMessage> = (1..=count)
+                .map(|seq| {
+                    let author = members
+                        .choose(rng)
+                        .cloned()
+                        .unwrap_or_else(|| members[0].clone());
+                    SeedMessage {
+                        id: uuid(rng),
                         author,
-                        body: Some(body),
-                        client_msg_id: None,
-                        created_at: at,
-                        edited_at: None,
-                        deleted_at: None,
-                    },
-                });
-            }
-            messages += count as usize;
-            for frame in &frames {
-                if let Some((conv, seq)) = frame.event_seq() {
-                    e_conv.push(conv);
-                    e_seq.push(seq);
-                    e_frame.push(serde_json::to_value(frame)?);
-                }
-            }
-            for m in &members {
-                m_conv.push(id);
-                m_user.push(*m);
-            }
-            c_id.push(id);
-            c_kind.push(if direct { "direct" } else { "group" }.to_owned());
-            c_title.push(title);
-            c_key.push(key);
-            c_by.push(members[0]);
-            c_msg.push(count);
-            c_evt.push(count + 1);
+                        body: format!("Message {seq} about the next rehearsal"),
+                        at: created + Duration::minutes(seq * 7),
+                    }
+                })
+                .collect();
+            messages += history.len();
+            batch.add(id, title, &members, created, &history)?;
         }
-        conversations += c_id.len();
+        conversations += batch.len();
+        batch.insert(pool).await?;
+    }
+    Ok((conversations, messages))
+}
+
+/// A message written straight into a conversation's history.
+pub struct SeedMessage {
+    pub id: Uuid,
+    pub author: UserRef,
+    pub body: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Conversations with their members, messages and event log, exactly as the chat writes
+/// them (event 1 is `conversation.created`, then one event per message), inserted together.
+#[derive(Default)]
+pub struct ConversationBatch {
+    c_id: Vec<Uuid>,
+    c_kind: Vec<String>,
+    c_title: Vec<Option<String>>,
+    c_key: Vec<Option<String>>,
+    c_by: Vec<Uuid>,
+    c_msg: Vec<i64>,
+    c_evt: Vec<i64>,
+    m_conv: Vec<Uuid>,
+    m_user: Vec<Uuid>,
+    x_id: Vec<Uuid>,
+    x_conv: Vec<Uuid>,
+    x_seq: Vec<i64>,
+    x_author: Vec<Uuid>,
+    x_body: Vec<String>,
+    x_at: Vec<DateTime<Utc>>,
+    e_conv: Vec<Uuid>,
+    e_seq: Vec<i64>,
+    e_frame: Vec<serde_json::Value>,
+}
+
+impl ConversationBatch {
+    pub fn len(&self) -> usize {
+        self.c_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.c_id.is_empty()
+    }
+
+    /// Whether this batch already holds the direct conversation of this pair.
+    pub fn has_direct(&self, a: Uuid, b: Uuid) -> bool {
+        let key = Some(direct_key(a, b));
+        self.c_key.contains(&key)
+    }
+
+    /// Adds a conversation: direct for two members, a group (with `title`) otherwise; the
+    /// first member created it.
+    pub fn add(
+        &mut self,
+        id: Uuid,
+        title: Option<String>,
+        members: &[UserRef],
+        created: DateTime<Utc>,
+        history: &[SeedMessage],
+    ) -> anyhow::Result<()> {
+        let Some(creator) = members.first() else {
+            bail!("a conversation needs members");
+        };
+        let direct = members.len() == 2;
+        let kind = if direct { "direct" } else { "group" };
+        let mut frames = vec![ServerFrame::ConversationCreated {
+            conversation_id: id,
+            seq: 1,
+            conversation: ConversationData {
+                id,
+                kind: kind.into(),
+                title: title.clone(),
+                members: members.to_vec(),
+                created_at: created,
+            },
+        }];
+        for (seq, m) in (1..).zip(history) {
+            self.x_id.push(m.id);
+            self.x_conv.push(id);
+            self.x_seq.push(seq);
+            self.x_author.push(m.author.id);
+            self.x_body.push(m.body.clone());
+            self.x_at.push(m.at);
+            frames.push(ServerFrame::MessageCreated {
+                conversation_id: id,
+                seq: seq + 1,
+                message: MessageData {
+                    id: m.id,
+                    conversation_id: id,
+                    seq,
+                    author: m.author.clone(),
+                    body: Some(m.body.clone()),
+                    client_msg_id: None,
+                    created_at: m.at,
+                    edited_at: None,
+                    deleted_at: None,
+                },
+            });
+        }
+        for frame in &frames {
+            if let Some((conv, seq)) = frame.event_seq() {
+                self.e_conv.push(conv);
+                self.e_seq.push(seq);
+                self.e_frame.push(serde_json::to_value(frame)?);
+            }
+        }
+        for m in members {
+            self.m_conv.push(id);
+            self.m_user.push(m.id);
+        }
+        let messages = i64::try_from(history.len())?;
+        self.c_id.push(id);
+        self.c_kind.push(kind.to_owned());
+        self.c_title.push(title);
+        self.c_key
+            .push(direct.then(|| direct_key(members[0].id, members[1].id)));
+        self.c_by.push(creator.id);
+        self.c_msg.push(messages);
+        self.c_evt.push(messages + 1);
+        Ok(())
+    }
+
+    /// Inserts everything in one transaction.
+    pub async fn insert(&self, pool: &PgPool) -> anyhow::Result<()> {
         let mut tx = pool.begin().await?;
         sqlx::query!(
             "INSERT INTO conversations (id, kind, title, direct_key, created_by, last_message_seq, last_event_seq)
              SELECT id, k::conversation_kind, t, dk, b, m, e
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::int8[], $7::int8[])
                   AS x(id, k, t, dk, b, m, e)",
-            &c_id,
-            &c_kind,
-            &c_title as &[Option<String>],
-            &c_key as &[Option<String>],
-            &c_by,
-            &c_msg,
-            &c_evt,
+            &self.c_id,
+            &self.c_kind,
+            &self.c_title as &[Option<String>],
+            &self.c_key as &[Option<String>],
+            &self.c_by,
+            &self.c_msg,
+            &self.c_evt,
         )
         .execute(&mut *tx)
         .await
         .context("inserting conversations")?;
         sqlx::query!(
             "INSERT INTO conversation_members (conversation_id, user_id) SELECT * FROM UNNEST($1::uuid[], $2::uuid[])",
-            &m_conv,
-            &m_user,
+            &self.m_conv,
+            &self.m_user,
         )
         .execute(&mut *tx)
         .await?;
         sqlx::query!(
             "INSERT INTO messages (id, conversation_id, seq, author_id, body, created_at)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], $6::timestamptz[])",
-            &x_id,
-            &x_conv,
-            &x_seq,
-            &x_author,
-            &x_body,
-            &x_at,
+            &self.x_id,
+            &self.x_conv,
+            &self.x_seq,
+            &self.x_author,
+            &self.x_body,
+            &self.x_at,
         )
         .execute(&mut *tx)
         .await?;
         sqlx::query!(
             "INSERT INTO conversation_events (conversation_id, seq, frame)
              SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::jsonb[])",
-            &e_conv,
-            &e_seq,
-            &e_frame,
+            &self.e_conv,
+            &self.e_seq,
+            &self.e_frame,
         )
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(())
     }
-    Ok((conversations, messages))
 }

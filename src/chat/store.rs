@@ -110,6 +110,12 @@ pub async fn conversation_for(
     .ok_or_else(not_found)
 }
 
+/// The key that makes a pair's direct conversation unique: both ids in order.
+pub fn direct_key(a: Uuid, b: Uuid) -> String {
+    let (a, b) = if a < b { (a, b) } else { (b, a) };
+    format!("{a}:{b}")
+}
+
 /// Locks the conversation row (serialising its changes) and checks membership.
 async fn lock_for(
     conn: &mut PgConnection,
@@ -306,14 +312,7 @@ pub async fn create(
         ));
     }
     let direct = others.len() == 1 && title.is_none();
-    let direct_key = direct.then(|| {
-        let (a, b) = if creator < others[0] {
-            (creator, others[0])
-        } else {
-            (others[0], creator)
-        };
-        format!("{a}:{b}")
-    });
+    let direct_key = direct.then(|| direct_key(creator, others[0]));
     let mut tx = state.db.begin().await?;
     if let Some(key) = &direct_key {
         // Serialise concurrent "start a chat with X" for the same pair.
