@@ -3,14 +3,19 @@
 use std::{ops::Deref, sync::Arc};
 
 use sqlx::PgPool;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     auth::{PasswordHasher, TokenKeys},
     bus::Bus,
     catalogue::CatalogueCache,
     config::Settings,
+    error::ApiError,
     realtime::hub::Hub,
 };
+
+/// The least time socket work waits for its turn at the database.
+const SOCKET_DB_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -27,6 +32,11 @@ pub struct Inner {
     pub catalogue: Arc<CatalogueCache>,
     /// This process's WebSocket connections.
     pub hub: Hub,
+    /// Socket work that needs the database queues here, not in the pool: thousands of
+    /// sockets may ask at once (a reconnect storm), and a pool with thousands of waiters
+    /// timing out collapses, while this queue is fair and cheap. It holds three quarters of
+    /// the pool's connections, so that requests over HTTP still find some.
+    socket_db: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -43,6 +53,9 @@ impl AppState {
         };
         let catalogue = CatalogueCache::start(&bus);
         let hub = Hub::start(&bus, db.clone());
+        let socket_db = Arc::new(Semaphore::new(
+            (settings.database_max_connections as usize * 3 / 4).max(1),
+        ));
         Ok(Self(Arc::new(Inner {
             settings,
             db,
@@ -52,7 +65,22 @@ impl AppState {
             bus,
             catalogue,
             hub,
+            socket_db,
         })))
+    }
+
+    /// A turn to use the database for socket work; hold it for the queries only, never
+    /// while writing to a socket.
+    pub async fn socket_db_turn(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        // Sockets wait their turn a little longer than requests wait for a connection: the
+        // queue is fair, and a refused socket only comes back to queue again.
+        let wait = self.settings.database_acquire_timeout.max(SOCKET_DB_WAIT);
+        match tokio::time::timeout(wait, self.socket_db.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(ApiError::unavailable(
+                "The database is busy; please retry shortly.",
+            )),
+        }
     }
 }
 

@@ -63,6 +63,10 @@ pub struct Args {
     /// New sockets per second while connecting.
     #[arg(long, default_value_t = 1_000.0)]
     pub ramp: f64,
+    /// Seconds between the last socket opening and the first message, so that the work of
+    /// connecting (presence announcements) is not measured as messaging.
+    #[arg(long, default_value_t = 5)]
+    pub settle: u64,
     /// Seconds to wait at the end for acks and deliveries still in flight.
     #[arg(long, default_value_t = 15)]
     pub drain: u64,
@@ -193,6 +197,8 @@ struct Shared {
     sent: AtomicU64,
     acked: AtomicU64,
     refused: AtomicU64,
+    /// Sends whose socket failed before they were written.
+    write_failed: AtomicU64,
     delivered: AtomicU64,
     resyncs: AtomicU64,
     connected: AtomicU64,
@@ -224,6 +230,12 @@ fn merged(shards: &[Mutex<Histogram<u64>>]) -> Latency {
         }
     }
     report::latency(&all)
+}
+
+#[derive(Deserialize)]
+struct Kind<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
@@ -347,6 +359,7 @@ pub async fn run(fixture: &Fixture, args: &Args) -> anyhow::Result<Results> {
         sent: AtomicU64::new(0),
         acked: AtomicU64::new(0),
         refused: AtomicU64::new(0),
+        write_failed: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
         resyncs: AtomicU64::new(0),
         connected: AtomicU64::new(0),
@@ -397,13 +410,16 @@ pub async fn run(fixture: &Fixture, args: &Args) -> anyhow::Result<Results> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     println!(
-        "{} of {} members connected in {:.1} s; sending {:.0} messages/s for {} s",
+        "{} of {} members connected in {:.1} s; sending {:.0} messages/s for {} s after {} s",
         shared.connected.load(Ordering::Relaxed),
         participants.len(),
         connecting.elapsed().as_secs_f64(),
         args.rate,
-        args.duration
+        args.duration,
+        args.settle
     );
+
+    tokio::time::sleep(Duration::from_secs(args.settle)).await;
 
     // Send: open loop, each conversation in turn, each member of it in turn.
     let total = (args.rate * args.duration as f64).round() as u64;
@@ -460,7 +476,9 @@ pub async fn run(fixture: &Fixture, args: &Args) -> anyhow::Result<Results> {
     while Instant::now() < drain_until {
         let answered =
             shared.acked.load(Ordering::Relaxed) + shared.refused.load(Ordering::Relaxed);
-        if answered >= shared.sent.load(Ordering::Relaxed)
+        let sent = shared.sent.load(Ordering::Relaxed);
+        if sent + not_sent + shared.write_failed.load(Ordering::Relaxed) >= issued
+            && answered >= sent
             && shared.delivered.load(Ordering::Relaxed) >= expected()
         {
             break;
@@ -580,6 +598,7 @@ async fn participant(
                 );
                 pending.insert(next_ref, Instant::now());
                 if let Err(e) = ws.send(Message::text(frame)).await {
+                    shared.write_failed.fetch_add(1, Ordering::Relaxed);
                     count(&shared.dropped, format!("write: {e}"));
                     break;
                 }
@@ -620,8 +639,21 @@ fn handle(
     tracks: &mut HashMap<usize, Track>,
     pending: &mut HashMap<u64, Instant>,
 ) {
-    // The server writes the `type` tag first: dispatch on it without a second parse.
-    if text.starts_with(r#"{"type":"message.created""#) {
+    // Live frames start with their `type` (serde writes the tag first): dispatch on it
+    // without a second parse. Frames replayed from the event log have their keys in
+    // another order.
+    let kind = if let Some(rest) = text.strip_prefix(r#"{"type":""#) {
+        rest.split('"').next().unwrap_or_default()
+    } else {
+        match serde_json::from_str::<Kind<'_>>(text) {
+            Ok(k) => match k.kind {
+                Cow::Borrowed(kind) => kind,
+                Cow::Owned(_) => "",
+            },
+            Err(_) => "",
+        }
+    };
+    if kind == "message.created" {
         let Ok(frame) = serde_json::from_str::<Created<'_>>(text) else {
             count(&shared.send_errors, "unreadable message.created".into());
             return;
@@ -644,7 +676,7 @@ fn handle(
                 );
             }
         }
-    } else if text.starts_with(r#"{"type":"ack""#) {
+    } else if kind == "ack" {
         let Ok(ack) = serde_json::from_str::<Ack<'_>>(text) else {
             return;
         };
@@ -663,7 +695,7 @@ fn handle(
         if let Ok(mut h) = shared.ack[shard].lock() {
             report::record(&mut h, sent.elapsed());
         }
-    } else if text.starts_with(r#"{"type":"error""#) {
+    } else if kind == "error" {
         let Ok(refused) = serde_json::from_str::<Refused<'_>>(text) else {
             return;
         };
@@ -673,7 +705,7 @@ fn handle(
             shared.refused.fetch_add(1, Ordering::Relaxed);
         }
         count(&shared.send_errors, refused.code.into_owned());
-    } else if text.starts_with(r#"{"type":"resync_required""#) {
+    } else if kind == "resync_required" {
         shared.resyncs.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -1,6 +1,6 @@
 //! Chat queries and their rules.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -511,66 +511,82 @@ pub async fn send(
         ));
     }
     let mut tx = state.db.begin().await?;
-    lock_for(&mut tx, author, id).await?;
-    if let Some(key) = client_msg_id
-        && let Some(first) = message_by_client_id(&mut tx, id, author, key).await?
-    {
-        return Ok((first, false));
-    }
-    let (event_seq, seq) = bump(&mut tx, id, true).await?;
-    let message_id = sqlx::query_scalar!(
-        "INSERT INTO messages (conversation_id, seq, author_id, body, client_msg_id)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    // The conversation's row lock serialises its changes: these are the last numbers taken.
+    let last = sqlx::query!(
+        "SELECT last_message_seq, last_event_seq FROM conversations WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(not_found)?;
+    // Read once the lock is held, so that a concurrent retry's message is seen.
+    let context = sqlx::query!(
+        r#"SELECT (SELECT username FROM users WHERE id = $2) AS "author!",
+                  ARRAY(SELECT user_id FROM conversation_members
+                        WHERE conversation_id = $1 AND left_at IS NULL) AS "members!",
+                  (SELECT id FROM messages
+                   WHERE conversation_id = $1 AND author_id = $2 AND client_msg_id = $3) AS first"#,
         id,
-        seq,
         author,
-        body,
         client_msg_id
     )
     .fetch_one(&mut *tx)
     .await?;
-    // The sender has read what they wrote.
+    if !context.members.contains(&author) {
+        return Err(not_found());
+    }
+    if let Some(first) = context.first {
+        return Ok((message_by_id(&mut *tx, first).await?, false));
+    }
+    let message = MessageData {
+        id: Uuid::new_v4(),
+        conversation_id: id,
+        seq: last.last_message_seq + 1,
+        author: UserRef {
+            id: author,
+            username: context.author,
+        },
+        body: Some(body),
+        client_msg_id: client_msg_id.map(str::to_owned),
+        // Stored with microseconds: the frame says exactly what the history will.
+        created_at: Utc::now().trunc_subsecs(6),
+        edited_at: None,
+        deleted_at: None,
+    };
+    let frame = ServerFrame::MessageCreated {
+        conversation_id: id,
+        seq: last.last_event_seq + 1,
+        message: message.clone(),
+    };
+    // One round trip: the numbers, the message, the sender's read marker (they have read
+    // what they wrote) and the event log.
     sqlx::query!(
-        "UPDATE conversation_members SET last_read_seq = $3
-         WHERE conversation_id = $1 AND user_id = $2 AND last_read_seq < $3",
+        "WITH bump AS (
+             UPDATE conversations
+             SET last_message_seq = $3, last_event_seq = $4, last_activity_at = $5
+             WHERE id = $1),
+         stored AS (
+             INSERT INTO messages (id, conversation_id, seq, author_id, body, client_msg_id, created_at)
+             VALUES ($6, $1, $3, $2, $7, $8, $5)),
+         seen AS (
+             UPDATE conversation_members SET last_read_seq = $3
+             WHERE conversation_id = $1 AND user_id = $2 AND last_read_seq < $3)
+         INSERT INTO conversation_events (conversation_id, seq, frame) VALUES ($1, $4, $9)",
         id,
         author,
-        seq
+        message.seq,
+        last.last_event_seq + 1,
+        message.created_at,
+        message.id,
+        message.body,
+        client_msg_id,
+        serde_json::to_value(&frame).map_err(ApiError::internal)?,
     )
     .execute(&mut *tx)
     .await?;
-    let message = message_by_id(&mut *tx, message_id).await?;
-    let frame = ServerFrame::MessageCreated {
-        conversation_id: id,
-        seq: event_seq,
-        message: message.clone(),
-    };
-    record(&mut tx, &frame).await?;
-    let users = member_ids(&mut tx, id).await?;
     tx.commit().await?;
-    deliver(&state.bus, users, frame).await;
+    deliver(&state.bus, context.members, frame).await;
     Ok((message, true))
-}
-
-async fn message_by_client_id(
-    conn: &mut PgConnection,
-    conversation: Uuid,
-    author: Uuid,
-    key: &str,
-) -> Result<Option<MessageData>, ApiError> {
-    Ok(sqlx::query_as!(
-        MessageRow,
-        "SELECT m.id, m.conversation_id, m.seq, m.author_id, u.username AS author_username, m.body,
-                m.client_msg_id, m.created_at, m.edited_at, m.deleted_at
-         FROM messages m JOIN users u ON u.id = m.author_id
-         WHERE m.conversation_id = $1 AND m.author_id = $2 AND m.client_msg_id = $3",
-        conversation,
-        author,
-        key
-    )
-    .fetch_optional(conn)
-    .await?
-    .map(MessageData::from))
 }
 
 async fn message_by_id(db: impl PgExecutor<'_>, id: Uuid) -> Result<MessageData, ApiError> {

@@ -70,7 +70,11 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         .await;
         return;
     };
-    let (user, expires_at) = match authenticate(&state, &token).await {
+    let checked = match state.socket_db_turn().await {
+        Ok(_turn) => authenticate(&state, &token).await,
+        Err(err) => Err(err),
+    };
+    let (user, expires_at) = match checked {
         Ok(user) => {
             let exp = state.tokens.verify(&token).map(|c| c.exp).unwrap_or(0);
             (user, exp)
@@ -113,7 +117,11 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         kill.clone(),
         expires_at,
     ));
-    match presence::connected(&state, user.id).await {
+    let announced = match state.socket_db_turn().await {
+        Ok(_turn) => presence::connected(&state, user.id).await,
+        Err(err) => Err(err),
+    };
+    match announced {
         Ok(frames) => frames.iter().for_each(|f| reply(&state, user.id, id, f)),
         Err(err) => tracing::warn!(error = %err, "presence unavailable"),
     }
@@ -244,15 +252,20 @@ async fn read(
                 body,
                 client_msg_id,
             } => {
-                let answer = match store::send(
-                    state,
-                    user.id,
-                    conversation_id,
-                    &body,
-                    client_msg_id.as_deref(),
-                )
-                .await
-                {
+                let sent = match state.socket_db_turn().await {
+                    Ok(_turn) => {
+                        store::send(
+                            state,
+                            user.id,
+                            conversation_id,
+                            &body,
+                            client_msg_id.as_deref(),
+                        )
+                        .await
+                    }
+                    Err(err) => Err(err),
+                };
+                let answer = match sent {
                     Ok((message, _)) => ServerFrame::Ack { reference, message },
                     Err(err) => error_frame(Some(reference), &err),
                 };
@@ -262,7 +275,11 @@ async fn read(
                 conversation_id,
                 seq,
             } => {
-                if let Err(err) = store::mark_read(state, user.id, conversation_id, seq).await {
+                let marked = match state.socket_db_turn().await {
+                    Ok(_turn) => store::mark_read(state, user.id, conversation_id, seq).await,
+                    Err(err) => Err(err),
+                };
+                if let Err(err) = marked {
                     reply(state, user.id, conn, &error_frame(None, &err));
                 }
             }
@@ -275,7 +292,11 @@ async fn read(
                     continue;
                 }
                 typing_at.insert(conversation_id, now);
-                match store::members(&state.db, conversation_id).await {
+                let members = match state.socket_db_turn().await {
+                    Ok(_turn) => store::members(&state.db, conversation_id).await,
+                    Err(err) => Err(err),
+                };
+                match members {
                     Ok(members) if members.iter().any(|m| m.user_id == user.id) => {
                         let others = members
                             .into_iter()
@@ -472,7 +493,11 @@ async fn replay(
     after: i64,
     until: Option<i64>,
 ) -> Option<u64> {
-    let frames = match store::events_after(&state.db, conversation, after, REPLAY_LIMIT).await {
+    let stored = match state.socket_db_turn().await {
+        Ok(_turn) => store::events_after(&state.db, conversation, after, REPLAY_LIMIT).await,
+        Err(err) => Err(err),
+    };
+    let frames = match stored {
         Ok(f) => f,
         Err(_) => {
             let frame = ServerFrame::ResyncRequired {
@@ -511,7 +536,11 @@ async fn resume(
     positions: &mut HashMap<Uuid, Sent>,
     known: HashMap<Uuid, i64>,
 ) -> bool {
-    let memberships = match store::memberships(&state.db, user).await {
+    let known_memberships = match state.socket_db_turn().await {
+        Ok(_turn) => store::memberships(&state.db, user).await,
+        Err(err) => Err(err),
+    };
+    let memberships = match known_memberships {
         Ok(m) => m,
         Err(_) => {
             let frame = ServerFrame::ResyncRequired {

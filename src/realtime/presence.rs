@@ -130,6 +130,7 @@ pub async fn disconnected(state: AppState, user: Uuid) {
     let instance = state.hub.instance();
     // Decrement first (concurrent closes serialise on the row), then drop empty rows.
     let result = async {
+        let _turn = state.socket_db_turn().await?;
         sqlx::query!(
             "UPDATE presence SET connections = connections - 1 WHERE user_id = $1 AND instance_id = $2",
             user,
@@ -154,6 +155,7 @@ pub async fn disconnected(state: AppState, user: Uuid) {
     tokio::spawn(async move {
         tokio::time::sleep(OFFLINE_DELAY).await;
         let went_offline = async {
+            let _turn = state.socket_db_turn().await?;
             if online_count(&state.db, user).await? > 0 {
                 return Ok::<_, ApiError>(None);
             }

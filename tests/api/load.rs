@@ -34,6 +34,7 @@ fn chat_args(urls: Vec<String>, rate: f64, duration: u64) -> chat::Args {
         rate,
         duration,
         ramp: 500.0,
+        settle: 0,
         drain: 20,
         out: PathBuf::new(),
     }
