@@ -37,6 +37,8 @@ const SESSION_CHECK_EVERY: Duration = Duration::from_secs(30);
 pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     pub const UNAUTHENTICATED: u16 = 4001;
+    /// A dependency (the database) is unavailable: reconnect after a short wait.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     pub const TOKEN_EXPIRED: u16 = 4003;
     pub const SESSION_REVOKED: u16 = 4004;
     pub const SLOW_CONSUMER: u16 = 4008;

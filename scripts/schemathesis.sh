@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Fuzzes the live API with schemathesis, from its own OpenAPI document (/openapi.json).
+#
+# Builds the server, starts it on a fresh database and a free port, registers a user and
+# an administrator, then runs schemathesis over every operation with the administrator's
+# token (administrators can call every operation). Fails on any 5xx, any status code the
+# document does not list, and any response whose body, content type or headers break it.
+# The sessions-ending operations (logout, password change, deactivation) run last, in a
+# second pass with a token of their own, so that they do not cut the first pass short.
+#
+# Needs PostgreSQL (DATABASE_BASE_URL, default postgres://postgres@127.0.0.1:5432), python3,
+# curl and jq. Tunables: ST_MAX_EXAMPLES (default 40), ST_SEED, ST_WORKERS (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ST_VERSION=4.32.5
+VENV=${SCHEMATHESIS_VENV:-$HOME/.cache/tunelink-schemathesis-$ST_VERSION}
+PG=${DATABASE_BASE_URL:-postgres://postgres@127.0.0.1:5432}
+DB=tunelink_schemathesis_$$
+MAX_EXAMPLES=${ST_MAX_EXAMPLES:-40}
+WORKERS=${ST_WORKERS:-2}
+SEED=${ST_SEED:-$RANDOM}
+WORK=$(mktemp -d)
+
+log() { printf '== schemathesis: %s\n' "$*"; }
+
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+  log "installing schemathesis $ST_VERSION into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
+fi
+
+log "building the server"
+cargo build --quiet --bin tunelink
+BIN=target/debug/tunelink
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+BASE=http://127.0.0.1:$PORT
+export APP_ENV=test DATABASE_URL="$PG/$DB" BIND_ADDR=127.0.0.1:$PORT JWT_SECRET=hetic \
+  RUST_LOG=${RUST_LOG:-warn} LOG_FORMAT=pretty
+unset REDIS_URL
+
+SERVER=
+cleanup() {
+  if [ -n "$SERVER" ]; then
+    kill "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+  fi
+  psql "$PG/postgres" -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log "starting the server on $BASE (database $DB)"
+"$BIN" serve >"$WORK/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 1 120); do
+  curl -fsS "$BASE/readyz" >/dev/null 2>&1 && break
+  kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.log"; exit 1; }
+  sleep 0.5
+done
+curl -fsS "$BASE/readyz" >/dev/null
+
+# A token for `login` (username) with `password`.
+token() {
+  curl -fsS "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"login\": \"$1\", \"password\": \"$2\"}" | jq -er '.data.access_token'
+}
+
+log "creating accounts"
+"$BIN" create-admin --username st_admin --email st_admin@example.com \
+  --password 'schemathesis-admin-password' >/dev/null
+curl -fsS "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
+  -d '{"username": "st_user", "email": "st_user@example.com", "password": "schemathesis-user-password"}' >/dev/null
+ADMIN=$(token st_admin schemathesis-admin-password)
+USER=$(token st_user schemathesis-user-password)
+
+CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance
+# Operations that end the caller's sessions: run them apart, last.
+ENDING='^(auth_logout|users_me_delete|users_me_password)$'
+
+run() {
+  "$VENV/bin/schemathesis" run "$BASE/openapi.json" \
+    --checks "$CHECKS" \
+    --max-examples "$MAX_EXAMPLES" \
+    --seed "$SEED" \
+    --workers "$WORKERS" \
+    --request-timeout 10 \
+    --generation-database none \
+    --suppress-health-check all \
+    --no-color \
+    "$@"
+}
+
+log "pass 1: every operation but the session-ending ones, as an administrator (seed $SEED)"
+status=0
+run -H "Authorization: Bearer $ADMIN" --exclude-operation-id-regex "$ENDING" || status=$?
+log "pass 2: the session-ending operations, as a user"
+run -H "Authorization: Bearer $USER" --include-operation-id-regex "$ENDING" || status=$?
+
+if [ "$status" -ne 0 ]; then
+  log "FAILED (server log below)"
+  grep -E 'ERROR|panicked' "$WORK/server.log" | tail -50 || true
+  exit "$status"
+fi
+log "passed"
