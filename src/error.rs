@@ -231,6 +231,16 @@ impl From<sqlx::Error> for ApiError {
         if database_unavailable(&err) {
             tracing::warn!(error = %err, "database unavailable");
             Self::unavailable("The database is unavailable; please retry shortly.")
+        } else if let sqlx::Error::Database(db) = &err
+            && db.code().as_deref() == Some("22021")
+        {
+            // A text value PostgreSQL cannot store: NUL (`\u0000`). Inputs are checked at
+            // the edge; this is the net for a text field that is not.
+            Self::field(
+                "body",
+                "invalid_characters",
+                "text must not contain NUL (\\u0000) characters",
+            )
         } else {
             Self::internal(err)
         }
