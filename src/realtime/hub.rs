@@ -143,15 +143,11 @@ impl Hub {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(SESSION_CHECK_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut healthy = true;
             loop {
                 tokio::select! {
                     () = checker.inner.shutdown.cancelled() => return,
-                    _ = every.tick() => {
-                        checker.check_sessions(&db).await;
-                        if let Err(err) = super::presence::heartbeat(&db, checker.instance()).await {
-                            tracing::warn!(error = %err, "presence heartbeat failed");
-                        }
-                    }
+                    _ = every.tick() => healthy = checker.maintain(&db, !healthy).await,
                 }
             }
         });
@@ -328,6 +324,29 @@ impl Hub {
                 self.offer(c, None, &text);
             }
         }
+    }
+
+    /// One round of upkeep against PostgreSQL: closes revoked sessions and refreshes the
+    /// presence heartbeat (rewriting this instance's counts when `repair`). `false` when
+    /// the database could not be reached; the next round (in 30 s) repairs then.
+    pub async fn maintain(&self, db: &PgPool, repair: bool) -> bool {
+        self.check_sessions(db).await;
+        let sockets = self.sockets_per_user();
+        match super::presence::heartbeat(db, self.instance(), &sockets, repair).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "presence heartbeat failed; will repair counts");
+                false
+            }
+        }
+    }
+
+    /// Open sockets per user on this instance.
+    fn sockets_per_user(&self) -> Vec<(Uuid, i32)> {
+        self.read()
+            .iter()
+            .map(|(user, conns)| (*user, i32::try_from(conns.len()).unwrap_or(i32::MAX)))
+            .collect()
     }
 
     /// Closes connections whose session was revoked (or account deactivated) if the bus

@@ -170,13 +170,21 @@ async fn postgres_restart_under_a_running_server() {
         s.database_acquire_timeout = Duration::from_millis(500);
     })
     .await;
-    let (nina, miles) = (app.register("nina").await, app.register("miles").await);
+    let (nina, miles, eve) = (
+        app.register("nina").await,
+        app.register("miles").await,
+        app.register("eve").await,
+    );
     let conv = start_conversation(&app, &nina, &[&miles], None).await;
+    start_conversation(&app, &nina, &[&eve], None).await;
     send(&app, &nina, &conv, "before", "k-before").await.ok(201);
     let mut miles_ws = Ws::connect(&app, &miles.access).await;
     let mut nina_ws = Ws::connect(&app, &nina.access).await;
+    let mut eve_ws = Ws::connect(&app, &eve.access).await;
 
     pg.stop_server();
+    // Eve leaves while her going offline cannot be recorded.
+    eve_ws.close().await;
 
     // Requests fail fast with 503 in the envelope, with Retry-After.
     let down = within(
@@ -235,6 +243,24 @@ async fn postgres_restart_under_a_running_server() {
     );
     app.login("nina", &nina.password).await.ok(200);
     app.get("/readyz", None).await.ok(200);
+
+    // Presence counts missed during the outage are repaired by the next upkeep round (run
+    // here rather than waiting for its 30 s timer): Eve is offline, Miles online.
+    assert!(app.state.hub.maintain(&app.db, true).await);
+    let mut nina_again = Ws::connect_quiet(&app, &nina.access).await;
+    let mut online = std::collections::BTreeMap::new();
+    for _ in 0..2 {
+        let p = nina_again
+            .next_of(&["presence"])
+            .await
+            .expect("presence snapshot");
+        online.insert(
+            p["user_id"].as_str().unwrap().to_owned(),
+            p["status"].clone(),
+        );
+    }
+    assert_eq!(online[&eve.id], "offline", "{online:?}");
+    assert_eq!(online[&miles.id], "online", "{online:?}");
 
     // The socket that stayed open got the new messages live…
     let live: Vec<String> = miles_ws

@@ -48,6 +48,8 @@ pub struct TestApp {
     /// The PostgreSQL server (URL without database) the app's database lives on.
     pub postgres: String,
     pub db: PgPool,
+    /// The running server's state (its hub, bus…), for tests that drive background work.
+    pub state: tunelink::state::AppState,
     client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -171,6 +173,7 @@ async fn start(postgres: &str, settings: Settings) -> TestApp {
         .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let db = app.state().db.clone();
+    let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async {
@@ -184,6 +187,7 @@ async fn start(postgres: &str, settings: Settings) -> TestApp {
         database,
         postgres: postgres.to_owned(),
         db,
+        state,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
