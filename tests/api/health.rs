@@ -126,6 +126,12 @@ pub fn check_spec(spec: &Value) {
                     );
                     continue;
                 }
+                if status == "503" {
+                    assert!(
+                        resp["headers"]["Retry-After"]["required"] == true,
+                        "{name}: 503 documents Retry-After"
+                    );
+                }
                 let schema = &resp["content"]["application/json; charset=utf-8"]["schema"]["$ref"];
                 let schema = schema
                     .as_str()
