@@ -9,7 +9,7 @@
 # second pass with a token of their own, so that they do not cut the first pass short.
 #
 # Needs PostgreSQL (DATABASE_BASE_URL, default postgres://postgres@127.0.0.1:5432), python3,
-# curl and jq. Tunables: ST_MAX_EXAMPLES (default 40), ST_SEED, ST_WORKERS (default 2).
+# curl and jq. Tunables: ST_MAX_EXAMPLES (default 60), ST_SEED, ST_WORKERS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +17,7 @@ ST_VERSION=4.32.5
 VENV=${SCHEMATHESIS_VENV:-$HOME/.cache/tunelink-schemathesis-$ST_VERSION}
 PG=${DATABASE_BASE_URL:-postgres://postgres@127.0.0.1:5432}
 DB=tunelink_schemathesis_$$
-MAX_EXAMPLES=${ST_MAX_EXAMPLES:-40}
+MAX_EXAMPLES=${ST_MAX_EXAMPLES:-60}
 WORKERS=${ST_WORKERS:-2}
 SEED=${ST_SEED:-$RANDOM}
 WORK=$(mktemp -d)
