@@ -119,7 +119,10 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
     ));
     match presence::connected(&state, user.id).await {
         Ok(frames) => frames.iter().for_each(|f| reply(&state, user.id, id, f)),
-        Err(err) => tracing::warn!(error = %err, "presence unavailable"),
+        Err(err) => {
+            tracing::warn!(error = %err, "presence unavailable");
+            state.hub.presence_missed();
+        }
     }
     read(&state, &user, &mut stream, &kill, id).await;
     kill.close(1000, "closed");

@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -111,6 +111,9 @@ struct Inner {
     next_id: AtomicU64,
     shutdown: CancellationToken,
     counters: Counters,
+    /// A presence count could not be recorded (database unreachable): the next upkeep
+    /// round rewrites this instance's counts.
+    presence_missed: AtomicBool,
 }
 
 impl Hub {
@@ -123,6 +126,7 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
                 counters: Counters::default(),
+                presence_missed: Default::default(),
             }),
         };
         let mut events = bus.subscribe();
@@ -326,11 +330,18 @@ impl Hub {
         }
     }
 
+    /// A socket's presence could not be counted or uncounted: repair at the next round.
+    pub fn presence_missed(&self) {
+        self.inner.presence_missed.store(true, Ordering::Relaxed);
+    }
+
     /// One round of upkeep against PostgreSQL: closes revoked sessions and refreshes the
-    /// presence heartbeat (rewriting this instance's counts when `repair`). `false` when
-    /// the database could not be reached; the next round (in 30 s) repairs then.
+    /// presence heartbeat, rewriting this instance's counts when `repair` (the previous
+    /// round failed) or when a count was missed since. `false` when the database could
+    /// not be reached; the next round (in 30 s) repairs then.
     pub async fn maintain(&self, db: &PgPool, repair: bool) -> bool {
         self.check_sessions(db).await;
+        let repair = self.inner.presence_missed.swap(false, Ordering::Relaxed) || repair;
         let sockets = self.sockets_per_user();
         match super::presence::heartbeat(db, self.instance(), &sockets, repair).await {
             Ok(()) => true,

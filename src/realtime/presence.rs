@@ -198,6 +198,7 @@ pub async fn disconnected(state: AppState, user: Uuid) {
     .await;
     if let Err(err) = result {
         tracing::warn!(error = %err, "presence update failed");
+        state.hub.presence_missed();
         return;
     }
     tokio::spawn(async move {
