@@ -181,6 +181,8 @@ async fn postgres_restart_under_a_running_server() {
     let mut miles_ws = Ws::connect(&app, &miles.access).await;
     let mut nina_ws = Ws::connect(&app, &nina.access).await;
     let mut eve_ws = Ws::connect(&app, &eve.access).await;
+    let instruments = app.get("/api/v1/instruments", None).await;
+    instruments.ok(200);
 
     pg.stop_server();
     // Eve leaves while her going offline cannot be recorded.
@@ -214,6 +216,9 @@ async fn postgres_restart_under_a_running_server() {
     ready.err(503, "service_unavailable");
     assert!(ready.headers.contains_key("retry-after"));
     app.get("/healthz", None).await.ok(200);
+    // The catalogue is served from memory while its snapshot is fresh.
+    let cached = within("catalogue", app.get("/api/v1/instruments", None)).await;
+    assert_eq!(cached.ok(200), instruments.ok(200));
 
     // The open socket stays up; a send over it is refused, not lost silently.
     nina_ws
