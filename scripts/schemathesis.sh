@@ -9,7 +9,8 @@
 # second pass with a token of their own, so that they do not cut the first pass short.
 #
 # Needs PostgreSQL (DATABASE_BASE_URL, default postgres://postgres@127.0.0.1:5432), python3,
-# curl and jq. Tunables: ST_MAX_EXAMPLES (default 60), ST_SEED, ST_WORKERS (default 2).
+# curl and jq. Tunables: ST_MAX_EXAMPLES (default 60), ST_SEED, ST_WORKERS (default 2);
+# ST_KEEP=<dir> keeps the server log and the generated schemathesis.toml there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +48,8 @@ cleanup() {
     wait "$SERVER" 2>/dev/null || true
   fi
   psql "$PG/postgres" -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
-  [ -n "${ST_KEEP:-}" ] && cp "$WORK"/* /tmp/st-keep/ 2>/dev/null; rm -rf "$WORK"
+  if [ -n "${ST_KEEP:-}" ]; then mkdir -p "$ST_KEEP" && cp "$WORK"/*.* "$ST_KEEP"/ 2>/dev/null; fi
+  rm -rf "$WORK"
 }
 trap cleanup EXIT
 
