@@ -78,6 +78,10 @@ pub async fn credentials(
     db: impl PgExecutor<'_>,
     login: &str,
 ) -> Result<Option<Credentials>, ApiError> {
+    // PostgreSQL refuses NUL in text; no username or email contains one anyway.
+    if login.contains('\0') {
+        return Ok(None);
+    }
     let row = sqlx::query!(
         r#"SELECT id, role AS "role: Role", password_hash, deactivated_at IS NOT NULL AS "deactivated!"
            FROM users

@@ -1,19 +1,43 @@
 //! The process's message bus: Redis pub/sub between instances, or in-process only.
 //!
-//! One dedicated Redis subscriber connection per process (pattern `tunelink:*`) feeds a
-//! local broadcast channel; the few local consumers (catalogue cache, real-time hub) filter
-//! by topic. Publishing goes through the pooled connections. Redis is transport only and may
-//! drop messages: after the subscriber reconnects, consumers receive [`BusEvent::Resync`] and
-//! must rebuild what they derived from missed messages (from PostgreSQL).
+//! Publishing hands the message to this process's consumers at once (a local broadcast
+//! channel) and queues it for Redis; one publisher task sends the queue to Redis in
+//! pipelined batches, and one subscriber connection per process (pattern `tunelink:*`)
+//! feeds the other instances' messages into the same local channel (its own are skipped:
+//! every payload on Redis carries its origin). So this instance never depends on Redis to
+//! reach its own clients: with Redis down it keeps working as a single instance.
+//!
+//! Redis is transport only and may drop messages. Consumers receive [`BusEvent::Resync`]
+//! whenever messages from other instances may have been missed (the subscriber
+//! reconnected, or another instance could not publish for a while) and rebuild what they
+//! derived from them (from PostgreSQL).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
-use deadpool_redis::redis::{self, AsyncCommands};
+use deadpool_redis::redis;
 use futures_util::StreamExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
 
 const CHANNEL_PREFIX: &str = "tunelink:";
 const LOCAL_CAPACITY: usize = 4096;
+/// Messages waiting for Redis; beyond, they are dropped (and the others told to resync).
+const OUTBOX_CAPACITY: usize = 8192;
+/// Most messages sent to Redis in one pipeline.
+const BATCH: usize = 256;
+/// Topic telling the other instances that messages from the origin were lost.
+const RESYNC_TOPIC: &str = "_resync";
+/// The subscriber pings Redis this often, so that a dead connection is noticed even when
+/// nothing is published.
+const PING_EVERY: Duration = Duration::from_secs(5);
+const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub enum BusEvent {
@@ -32,16 +56,29 @@ pub struct Bus {
 
 struct Inner {
     local: broadcast::Sender<BusEvent>,
-    redis: Option<deadpool_redis::Pool>,
-    subscriber: Option<tokio::task::JoinHandle<()>>,
+    /// `None` for an in-process bus.
+    outbox: Option<mpsc::Sender<(Arc<str>, Arc<str>)>>,
+    /// A message could not be queued for Redis: the publisher announces a resync.
+    overflowed: Arc<AtomicBool>,
+    /// The subscriber is connected and subscribed.
+    subscribed: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(task) = &self.subscriber {
+        for task in &self.tasks {
             task.abort();
         }
     }
+}
+
+/// Whether Redis is configured and, if so, whether this process is subscribed to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisLink {
+    Disabled,
+    Up,
+    Down,
 }
 
 impl Bus {
@@ -51,22 +88,44 @@ impl Bus {
         Self {
             inner: Arc::new(Inner {
                 local,
-                redis: None,
-                subscriber: None,
+                outbox: None,
+                overflowed: Arc::default(),
+                subscribed: Arc::default(),
+                tasks: Vec::new(),
             }),
         }
     }
 
-    /// Through Redis: starts the process's one subscriber connection.
+    /// Through Redis: starts the publisher and the process's one subscriber connection.
+    /// Connects nothing before returning: start-up never waits for Redis.
     pub fn redis(url: &str, pool: deadpool_redis::Pool) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
+        let origin: Arc<str> = Uuid::new_v4().simple().to_string().into();
         let (local, _) = broadcast::channel(LOCAL_CAPACITY);
-        let subscriber = tokio::spawn(subscribe_forever(client, local.clone()));
+        let (outbox, queue) = mpsc::channel(OUTBOX_CAPACITY);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        let subscribed = Arc::new(AtomicBool::new(false));
+        let tasks = vec![
+            tokio::spawn(publish_forever(
+                pool,
+                origin.clone(),
+                queue,
+                overflowed.clone(),
+            )),
+            tokio::spawn(subscribe_forever(
+                client,
+                origin,
+                local.clone(),
+                subscribed.clone(),
+            )),
+        ];
         Ok(Self {
             inner: Arc::new(Inner {
                 local,
-                redis: Some(pool),
-                subscriber: Some(subscriber),
+                outbox: Some(outbox),
+                overflowed,
+                subscribed,
+                tasks,
             }),
         })
     }
@@ -75,62 +134,155 @@ impl Bus {
         self.inner.local.subscribe()
     }
 
-    /// Publishes to every instance (this one included). When Redis fails, this instance
-    /// still gets the message; the others will resync from PostgreSQL.
-    pub async fn publish(&self, topic: &str, payload: &str) {
-        if let Some(pool) = &self.inner.redis {
-            let sent = async {
-                let mut conn = pool.get().await.map_err(anyhow::Error::from)?;
-                let _: i64 = conn
-                    .publish(format!("{CHANNEL_PREFIX}{topic}"), payload)
-                    .await?;
-                Ok::<_, anyhow::Error>(())
-            }
-            .await;
-            match sent {
-                Ok(()) => return,
-                Err(err) => tracing::warn!(error = %err, topic, "redis publish failed; local only"),
-            }
+    /// The state of the link to Redis, for readiness.
+    pub fn redis_link(&self) -> RedisLink {
+        match (
+            &self.inner.outbox,
+            self.inner.subscribed.load(Ordering::Relaxed),
+        ) {
+            (None, _) => RedisLink::Disabled,
+            (Some(_), true) => RedisLink::Up,
+            (Some(_), false) => RedisLink::Down,
         }
-        let _ = self.inner.local.send(BusEvent::Message {
-            topic: topic.into(),
-            payload: payload.into(),
-        });
+    }
+
+    /// Publishes to every instance. This one gets the message at once, whatever the state
+    /// of Redis; the others get it through Redis, or resync from PostgreSQL if it is lost.
+    /// Never waits for Redis.
+    pub async fn publish(&self, topic: &str, payload: &str) {
+        let (topic, payload): (Arc<str>, Arc<str>) = (topic.into(), payload.into());
+        if let Some(outbox) = &self.inner.outbox
+            && outbox.try_send((topic.clone(), payload.clone())).is_err()
+        {
+            self.inner.overflowed.store(true, Ordering::Relaxed);
+        }
+        let _ = self.inner.local.send(BusEvent::Message { topic, payload });
+    }
+}
+
+/// Sends queued messages to Redis in batches, in order. A batch that fails is dropped
+/// (the other instances are told to resync once Redis answers again): waiting for Redis
+/// would hold up every request that publishes.
+async fn publish_forever(
+    pool: deadpool_redis::Pool,
+    origin: Arc<str>,
+    mut queue: mpsc::Receiver<(Arc<str>, Arc<str>)>,
+    overflowed: Arc<AtomicBool>,
+) {
+    let mut lost = false;
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        if lost || overflowed.swap(false, Ordering::Relaxed) {
+            pipe.publish(format!("{CHANNEL_PREFIX}{RESYNC_TOPIC}"), &*origin)
+                .ignore();
+        }
+        for (topic, payload) in batch.drain(..) {
+            pipe.publish(
+                format!("{CHANNEL_PREFIX}{topic}"),
+                format!("{origin}|{payload}"),
+            )
+            .ignore();
+        }
+        let sent = async {
+            let mut conn = pool.get().await.map_err(anyhow::Error::from)?;
+            tokio::time::timeout(REDIS_TIMEOUT, pipe.query_async::<()>(&mut conn)).await??;
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        match sent {
+            Ok(()) if lost => {
+                tracing::info!("redis publishing again");
+                lost = false;
+            }
+            Ok(()) => {}
+            Err(err) if !lost => {
+                tracing::warn!(error = %err, "redis publish failed; other instances will resync");
+                lost = true;
+            }
+            Err(_) => {}
+        }
     }
 }
 
 /// Keeps one pattern subscription alive, reconnecting with backoff.
-async fn subscribe_forever(client: redis::Client, local: broadcast::Sender<BusEvent>) {
+async fn subscribe_forever(
+    client: redis::Client,
+    origin: Arc<str>,
+    local: broadcast::Sender<BusEvent>,
+    subscribed: Arc<AtomicBool>,
+) {
     let mut backoff = Duration::from_millis(100);
+    let mut logged = false;
     loop {
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.psubscribe(format!("{CHANNEL_PREFIX}*")).await {
-                Ok(()) => {
-                    tracing::info!("redis subscriber connected");
-                    backoff = Duration::from_millis(100);
-                    // Anything published while we were away is lost: tell consumers.
-                    let _ = local.send(BusEvent::Resync);
-                    let mut messages = pubsub.on_message();
-                    while let Some(msg) = messages.next().await {
-                        let channel = msg.get_channel_name();
-                        let Some(topic) = channel.strip_prefix(CHANNEL_PREFIX) else {
-                            continue;
-                        };
-                        let Ok(payload) = msg.get_payload::<String>() else {
-                            continue;
-                        };
-                        let _ = local.send(BusEvent::Message {
-                            topic: topic.into(),
-                            payload: payload.into(),
-                        });
-                    }
-                    tracing::warn!("redis subscriber disconnected");
-                }
-                Err(err) => tracing::warn!(error = %err, "redis psubscribe failed"),
-            },
-            Err(err) => tracing::warn!(error = %err, "redis subscriber cannot connect"),
+        match connect(&client).await {
+            Ok(pubsub) => {
+                tracing::info!("redis subscriber connected");
+                backoff = Duration::from_millis(100);
+                logged = false;
+                subscribed.store(true, Ordering::Relaxed);
+                // Anything published while we were away is lost: tell consumers.
+                let _ = local.send(BusEvent::Resync);
+                listen(pubsub, &origin, &local).await;
+                subscribed.store(false, Ordering::Relaxed);
+                tracing::warn!("redis subscriber disconnected; this instance serves alone");
+            }
+            // Logged once per outage, not at every retry.
+            Err(err) if !logged => {
+                tracing::warn!(error = %err, "redis subscriber cannot connect; retrying");
+                logged = true;
+            }
+            Err(_) => {}
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+async fn connect(client: &redis::Client) -> anyhow::Result<redis::aio::PubSub> {
+    let mut pubsub = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub()).await??;
+    tokio::time::timeout(
+        REDIS_TIMEOUT,
+        pubsub.psubscribe(format!("{CHANNEL_PREFIX}*")),
+    )
+    .await??;
+    Ok(pubsub)
+}
+
+/// Forwards other instances' messages until the connection fails or stops answering pings.
+async fn listen(pubsub: redis::aio::PubSub, origin: &str, local: &broadcast::Sender<BusEvent>) {
+    let (mut sink, mut messages) = pubsub.split();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            msg = messages.next() => {
+                let Some(msg) = msg else { return };
+                if let Some(event) = decode(&msg, origin) {
+                    let _ = local.send(event);
+                }
+            }
+            _ = ping.tick() => {
+                let pong = tokio::time::timeout(REDIS_TIMEOUT, sink.ping::<redis::Value>()).await;
+                if !matches!(pong, Ok(Ok(_))) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A message from another instance as a local event; `None` for our own or a foreign one.
+fn decode(msg: &redis::Msg, origin: &str) -> Option<BusEvent> {
+    let channel = msg.get_channel_name();
+    let topic = channel.strip_prefix(CHANNEL_PREFIX)?;
+    let raw = msg.get_payload::<String>().ok()?;
+    if topic == RESYNC_TOPIC {
+        return (raw != origin).then_some(BusEvent::Resync);
+    }
+    let (from, payload) = raw.split_once('|')?;
+    (from != origin).then(|| BusEvent::Message {
+        topic: topic.into(),
+        payload: payload.into(),
+    })
 }

@@ -82,7 +82,8 @@ pub struct Settings {
     /// PostgreSQL URL (`DATABASE_URL`); may contain a password.
     pub database_url: Secret,
     pub database_max_connections: u32,
-    /// How long a request waits for a database connection before failing with 503.
+    /// How long a request waits for a database connection before failing with 503. While
+    /// PostgreSQL is down, every request that needs it answers 503 after this long.
     pub database_acquire_timeout: Duration,
     /// Redis URL (`REDIS_URL`); `None` runs a single instance with in-process fan-out.
     pub redis_url: Option<Secret>,
@@ -118,7 +119,7 @@ impl Settings {
             database_max_connections: parse("DATABASE_MAX_CONNECTIONS", "20")?,
             database_acquire_timeout: Duration::from_millis(parse(
                 "DATABASE_ACQUIRE_TIMEOUT_MS",
-                "3000",
+                "1000",
             )?),
             redis_url: var("REDIS_URL").map(Secret::new),
             jwt_secret: Secret::new(
@@ -180,6 +181,9 @@ impl Settings {
         }
         if self.password_hash_concurrency == 0 {
             return Err(invalid("PASSWORD_HASH_CONCURRENCY", "must be at least 1"));
+        }
+        if self.database_acquire_timeout.is_zero() {
+            return Err(invalid("DATABASE_ACQUIRE_TIMEOUT_MS", "must be positive"));
         }
         if self.database_max_connections == 0 {
             return Err(invalid("DATABASE_MAX_CONNECTIONS", "must be at least 1"));

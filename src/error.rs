@@ -228,15 +228,45 @@ impl poem::error::ResponseError for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
-            // The pool could not hand out a connection in time: the database is down or
-            // saturated. Fail fast and let the client retry.
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Self::unavailable("The database is unavailable; please retry shortly.")
-            }
-            _ => Self::internal(err),
+        if database_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            Self::unavailable("The database is unavailable; please retry shortly.")
+        } else if let sqlx::Error::Database(db) = &err
+            && db.code().as_deref() == Some("22021")
+        {
+            // A text value PostgreSQL cannot store: NUL (`\u0000`). Inputs are checked at
+            // the edge; this is the net for a text field that is not.
+            Self::field(
+                "body",
+                "invalid_characters",
+                "text must not contain NUL (\\u0000) characters",
+            )
+        } else {
+            Self::internal(err)
         }
+    }
+}
+
+/// Whether a database error means "PostgreSQL is down, restarting or saturated" (answer
+/// 503, retry later) rather than a bug (500).
+pub fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        // The pool could not hand out a connection within DATABASE_ACQUIRE_TIMEOUT_MS: the
+        // server is down (connections refused until the deadline) or the pool is busy.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        // The connection broke mid-request (server stopped, network cut).
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        // A connection cut short can also read as a protocol error ("unexpected EOF").
+        sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P01-57P03: admin or crash shutdown, cannot
+            // connect now (starting up or shutting down); 53300: too many connections.
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 

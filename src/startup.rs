@@ -90,9 +90,15 @@ impl Application {
 pub fn routes(state: AppState) -> impl poem::Endpoint {
     let service = api::service();
     let max_body = state.settings.max_body_bytes;
+    let spec = api::spec_json();
+    let spec_endpoint = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(spec.clone())
+    });
     Route::new()
         .nest("/docs", service.swagger_ui())
-        .at("/openapi.json", service.spec_endpoint())
+        .at("/openapi.json", spec_endpoint)
         .at("/ws", realtime::route::ws)
         .nest("/", service)
         .with(http::LimitBody(max_body))

@@ -1,5 +1,8 @@
-//! `/healthz` (the process is alive) and `/readyz` (it can serve: database and, when
-//! configured, Redis reachable).
+//! `/healthz` (the process is alive) and `/readyz` (it can serve: the database answers).
+//!
+//! Redis is reported but does not decide readiness: without it an instance still serves
+//! its own clients (single-instance mode, see `bus.rs`), and failing readiness on every
+//! instance at once because Redis is down would turn a degraded service into an outage.
 
 use std::time::Duration;
 
@@ -7,7 +10,7 @@ use poem::web::Data;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, payload::Json, types::Example};
 
 use super::{ApiTags, responses::Errors};
-use crate::{envelope::Envelope, error::ApiError, error_set, state::AppState};
+use crate::{bus::RedisLink, envelope::Envelope, error::ApiError, error_set, state::AppState};
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -15,6 +18,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[oai(rename_all = "lowercase")]
 pub enum Check {
     Ok,
+    /// Unreachable. For Redis: this instance serves alone (live updates reach its own
+    /// sockets only) until Redis is back.
     Down,
     /// Not configured (Redis without `REDIS_URL`).
     Disabled,
@@ -60,7 +65,7 @@ pub enum LiveResponse {
 
 #[derive(ApiResponse)]
 pub enum ReadyResponse {
-    /// Ready to serve.
+    /// Ready to serve: the database answers (Redis may be `down`: degraded, single-instance).
     #[oai(status = 200)]
     Ok(Json<Envelope<Readiness>>),
 }
@@ -83,7 +88,9 @@ impl HealthApi {
 
     /// Readiness
     ///
-    /// 200 when PostgreSQL and, if configured, Redis answer within 2 s; 503 otherwise.
+    /// 200 when PostgreSQL answers within 2 s, 503 otherwise. `redis` tells whether this
+    /// instance is linked to the others through Redis (`ok`), serving alone because Redis
+    /// is unreachable (`down`: still ready, degraded), or configured without it (`disabled`).
     #[oai(path = "/readyz", method = "get", operation_id = "readyz")]
     async fn readyz(&self, state: Data<&AppState>) -> Result<ReadyResponse, Errors<ReadyErrors>> {
         let database = check(async {
@@ -93,9 +100,10 @@ impl HealthApi {
                 .is_ok()
         })
         .await;
-        let redis = match &state.redis {
-            None => Check::Disabled,
-            Some(pool) => {
+        let redis = match (&state.redis, state.bus.redis_link()) {
+            (None, _) | (_, RedisLink::Disabled) => Check::Disabled,
+            // Subscribed, and answering right now.
+            (Some(pool), RedisLink::Up) => {
                 check(async {
                     match pool.get().await {
                         Ok(mut conn) => redis_ping(&mut conn).await,
@@ -104,16 +112,22 @@ impl HealthApi {
                 })
                 .await
             }
+            (Some(_), RedisLink::Down) => Check::Down,
         };
         let ready = Readiness { database, redis };
-        if ready.database == Check::Down || ready.redis == Check::Down {
+        if ready.database == Check::Down {
             return Err(ApiError::unavailable(format!(
                 "Not ready: database {:?}, redis {:?}.",
                 ready.database, ready.redis
             ))
             .into());
         }
-        Ok(ReadyResponse::Ok(Json(Envelope::ok("ready", ready))))
+        let message = if ready.redis == Check::Down {
+            "ready (degraded: Redis is unreachable, this instance serves alone)"
+        } else {
+            "ready"
+        };
+        Ok(ReadyResponse::Ok(Json(Envelope::ok(message, ready))))
     }
 }
 

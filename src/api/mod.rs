@@ -74,5 +74,47 @@ pub fn service() -> OpenApiService<Apis, ()> {
 
 /// The OpenAPI document as pretty JSON (`tunelink openapi`, `/openapi.json`).
 pub fn spec_json() -> String {
-    service().spec()
+    let raw = service().spec();
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&raw) else {
+        return raw;
+    };
+    nullable_optionals(&mut doc);
+    serde_json::to_string_pretty(&doc).unwrap_or(raw)
+}
+
+/// poem-openapi documents an `Option` field as a property that may be absent, but writes
+/// `None` as `null` (the envelope's `errors: null`, a profile's `bio: null`) and reads
+/// `null` as `None`. OpenAPI 3.0 says so with `nullable`: every optional property of every
+/// object schema gets it, so that the document describes what is really sent.
+fn nullable_optionals(node: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    match node {
+        Value::Object(map) => {
+            let required: Vec<String> = map
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(Value::Object(props)) = map.get_mut("properties") {
+                for (name, prop) in props.iter_mut() {
+                    if required.contains(name) {
+                        continue;
+                    }
+                    if let Some(reference) = prop.get("$ref").cloned() {
+                        // Siblings of `$ref` are ignored in OpenAPI 3.0: wrap it.
+                        *prop = json!({"allOf": [{"$ref": reference}], "nullable": true});
+                    } else if let Value::Object(p) = prop {
+                        p.insert("nullable".into(), Value::Bool(true));
+                    }
+                }
+            }
+            map.values_mut().for_each(nullable_optionals);
+        }
+        Value::Array(items) => items.iter_mut().for_each(nullable_optionals),
+        _ => {}
+    }
 }

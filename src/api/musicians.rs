@@ -224,7 +224,7 @@ impl MusiciansApi {
         let near = match Coordinates::parse("lat", "lon", lat.0, lon.0) {
             Ok(point) => match (point, radius_km.0) {
                 (Some(p), Some(r)) if r > 0.0 && r <= MAX_RADIUS_KM => {
-                    Some((p.latitude, p.longitude, r * 1000.0))
+                    Some((p.latitude, p.longitude, crate::domain::radius_metres(r)))
                 }
                 (Some(_), Some(_)) => {
                     v.push(FieldError::new(

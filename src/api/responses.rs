@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use poem::{IntoResponse, Response};
 use poem_openapi::{
     ApiResponse,
-    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
     types::Type,
 };
 
@@ -66,7 +66,7 @@ impl<S: ErrorSet> ApiResponse for Errors<S> {
                         content_type: "application/json; charset=utf-8",
                         schema: ErrorEnvelope::schema_ref(),
                     }],
-                    headers: vec![],
+                    headers: headers(status),
                 })
                 .collect(),
         }
@@ -74,6 +74,20 @@ impl<S: ErrorSet> ApiResponse for Errors<S> {
 
     fn register(registry: &mut Registry) {
         ErrorEnvelope::register(registry);
+    }
+}
+
+/// Headers an error answer always carries: a 503 says when to retry.
+fn headers(status: u16) -> Vec<MetaHeader> {
+    match status {
+        503 => vec![MetaHeader {
+            name: "Retry-After".into(),
+            description: Some("Seconds to wait before retrying.".into()),
+            required: true,
+            deprecated: false,
+            schema: u64::schema_ref(),
+        }],
+        _ => vec![],
     }
 }
 
@@ -96,7 +110,9 @@ fn describe(status: u16) -> &'static str {
         415 => "Unsupported `Content-Type` (`unsupported_media_type`).",
         422 => "Invalid fields, one entry per field in `errors` (`validation_failed`).",
         429 => "Too many requests; see `Retry-After` (`rate_limited`).",
-        503 => "A dependency is unavailable or the server is busy; retry (`service_unavailable`).",
+        503 => {
+            "A dependency (the database) is unavailable or the server is busy; retry after `Retry-After` seconds (`service_unavailable`)."
+        }
         _ => "Unexpected error, logged with the request id (`internal_error`).",
     }
 }

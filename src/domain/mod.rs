@@ -4,7 +4,7 @@ mod account;
 mod profile;
 
 pub use account::{Email, Password, Username};
-pub use profile::{Coordinates, ProfileText, Url};
+pub use profile::{Coordinates, ProfileText, Url, radius_metres};
 
 use crate::{envelope::FieldError, error::ApiError};
 

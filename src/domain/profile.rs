@@ -69,6 +69,19 @@ pub struct Coordinates {
     pub longitude: f64,
 }
 
+/// Degrees kept to 7 decimals (about a centimetre). Besides being all the precision a place
+/// needs, it turns subnormal values such as `5e-324` into 0: PostgreSQL's float arithmetic
+/// refuses to underflow (`value out of range: underflow`) in `ll_to_earth`.
+fn round_degrees(value: f64) -> f64 {
+    (value * 1e7).round() / 1e7
+}
+
+/// A search radius in metres; at least one, so that a radius of `1e-300` km does not
+/// underflow in PostgreSQL's `earth_box` either.
+pub fn radius_metres(km: f64) -> f64 {
+    (km * 1000.0).max(1.0)
+}
+
 impl Coordinates {
     /// Both or neither: a latitude without a longitude is not a place.
     pub fn parse(
@@ -106,8 +119,8 @@ impl Coordinates {
         }
         if errors.is_empty() {
             Ok(latitude.zip(longitude).map(|(latitude, longitude)| Self {
-                latitude,
-                longitude,
+                latitude: round_degrees(latitude),
+                longitude: round_degrees(longitude),
             }))
         } else {
             Err(errors)

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     auth::{CurrentUser, authenticate},
     chat::{self, store},
-    error::ApiError,
+    error::{ApiError, ErrorCode},
     state::AppState,
 };
 
@@ -54,7 +54,7 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
     let token = match header_token {
         Some(t) => Some(t),
         None => match tokio::time::timeout(AUTH_TIMEOUT, stream.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => match serde_json::from_str::<ClientFrame>(&t) {
+            Ok(Some(Ok(Message::Text(t)))) => match ClientFrame::parse(&t) {
                 Ok(ClientFrame::Auth { token }) => Some(token),
                 _ => None,
             },
@@ -80,17 +80,21 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
             (user, exp)
         }
         Err(err) => {
-            let code = if err.code == crate::error::ErrorCode::TokenExpired {
-                close::TOKEN_EXPIRED
-            } else {
-                close::UNAUTHENTICATED
+            let (code, reason) = match err.code {
+                ErrorCode::TokenExpired => (close::TOKEN_EXPIRED, "authentication failed"),
+                // The token may be fine: the database could not tell. Not the client's fault.
+                ErrorCode::ServiceUnavailable => (
+                    close::TRY_AGAIN_LATER,
+                    "service unavailable; reconnect shortly",
+                ),
+                _ => (close::UNAUTHENTICATED, "authentication failed"),
             };
             let _ = sink
                 .send(Message::Text(
                     text(&error_frame(None, &err)).unwrap_or_default(),
                 ))
                 .await;
-            refuse(&mut sink, code, "authentication failed").await;
+            refuse(&mut sink, code, reason).await;
             return;
         }
     };
@@ -123,7 +127,10 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
     };
     match announced {
         Ok(frames) => frames.iter().for_each(|f| reply(&state, user.id, id, f)),
-        Err(err) => tracing::warn!(error = %err, "presence unavailable"),
+        Err(err) => {
+            tracing::warn!(error = %err, "presence unavailable");
+            state.hub.presence_missed();
+        }
     }
     read(&state, &user, &mut stream, &kill, id).await;
     kill.close(1000, "closed");
@@ -213,7 +220,7 @@ async fn read(
                 continue;
             }
         };
-        let frame = match serde_json::from_str::<ClientFrame>(&raw) {
+        let frame = match ClientFrame::parse(&raw) {
             Ok(f) => f,
             Err(err) => {
                 reply(

@@ -234,3 +234,12 @@ pub enum ClientFrame {
         conversations: std::collections::HashMap<Uuid, i64>,
     },
 }
+
+impl ClientFrame {
+    /// Parses one text frame from a client. Any input is answered (never a panic): the
+    /// socket replies `invalid_frame` with the error. Fuzzed by `fuzz/` (target
+    /// `client_frame`).
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}

@@ -10,7 +10,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -37,6 +37,8 @@ const SESSION_CHECK_EVERY: Duration = Duration::from_secs(30);
 pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     pub const UNAUTHENTICATED: u16 = 4001;
+    /// A dependency (the database) is unavailable: reconnect after a short wait.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     pub const TOKEN_EXPIRED: u16 = 4003;
     pub const SESSION_REVOKED: u16 = 4004;
     pub const SLOW_CONSUMER: u16 = 4008;
@@ -109,6 +111,9 @@ struct Inner {
     next_id: AtomicU64,
     shutdown: CancellationToken,
     counters: Counters,
+    /// A presence count could not be recorded (database unreachable): the next upkeep
+    /// round rewrites this instance's counts.
+    presence_missed: AtomicBool,
 }
 
 impl Hub {
@@ -121,6 +126,7 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
                 counters: Counters::default(),
+                presence_missed: Default::default(),
             }),
         };
         let mut events = bus.subscribe();
@@ -141,15 +147,11 @@ impl Hub {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(SESSION_CHECK_EVERY);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut healthy = true;
             loop {
                 tokio::select! {
                     () = checker.inner.shutdown.cancelled() => return,
-                    _ = every.tick() => {
-                        checker.check_sessions(&db).await;
-                        if let Err(err) = super::presence::heartbeat(&db, checker.instance()).await {
-                            tracing::warn!(error = %err, "presence heartbeat failed");
-                        }
-                    }
+                    _ = every.tick() => healthy = checker.maintain(&db, !healthy).await,
                 }
             }
         });
@@ -326,6 +328,36 @@ impl Hub {
                 self.offer(c, None, &text);
             }
         }
+    }
+
+    /// A socket's presence could not be counted or uncounted: repair at the next round.
+    pub fn presence_missed(&self) {
+        self.inner.presence_missed.store(true, Ordering::Relaxed);
+    }
+
+    /// One round of upkeep against PostgreSQL: closes revoked sessions and refreshes the
+    /// presence heartbeat, rewriting this instance's counts when `repair` (the previous
+    /// round failed) or when a count was missed since. `false` when the database could
+    /// not be reached; the next round (in 30 s) repairs then.
+    pub async fn maintain(&self, db: &PgPool, repair: bool) -> bool {
+        self.check_sessions(db).await;
+        let repair = self.inner.presence_missed.swap(false, Ordering::Relaxed) || repair;
+        let sockets = self.sockets_per_user();
+        match super::presence::heartbeat(db, self.instance(), &sockets, repair).await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "presence heartbeat failed; will repair counts");
+                false
+            }
+        }
+    }
+
+    /// Open sockets per user on this instance.
+    fn sockets_per_user(&self) -> Vec<(Uuid, i32)> {
+        self.read()
+            .iter()
+            .map(|(user, conns)| (*user, i32::try_from(conns.len()).unwrap_or(i32::MAX)))
+            .collect()
     }
 
     /// Closes connections whose session was revoked (or account deactivated) if the bus

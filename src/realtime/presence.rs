@@ -31,19 +31,68 @@ pub async fn register_instance(db: &PgPool, instance: Uuid) -> Result<(), ApiErr
 }
 
 /// Refreshes this instance's heartbeat and purges instances that stopped refreshing.
-pub async fn heartbeat(db: &PgPool, instance: Uuid) -> Result<(), ApiError> {
-    sqlx::query!(
-        "INSERT INTO instances (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
-        instance
+///
+/// `sockets` is what this instance really holds (connections per user). When `repair` is
+/// set (the previous round failed: the database was unreachable), or when this instance
+/// had itself been purged as stale during a long outage, its presence rows are rewritten
+/// from it: counts missed while the database was away heal within one round.
+pub async fn heartbeat(
+    db: &PgPool,
+    instance: Uuid,
+    sockets: &[(Uuid, i32)],
+    repair: bool,
+) -> Result<(), ApiError> {
+    // `xmax = 0` on the returned row: it was inserted, not updated (we had been purged).
+    let purged: bool = sqlx::query_scalar(
+        "INSERT INTO instances (id) VALUES ($1)
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()
+         RETURNING xmax = 0",
     )
-    .execute(db)
+    .bind(instance)
+    .fetch_one(db)
     .await?;
+    if repair || purged {
+        rewrite_counts(db, instance, sockets).await?;
+    }
     sqlx::query!(
         "DELETE FROM instances WHERE heartbeat_at < now() - make_interval(secs => $1)",
         STALE_AFTER_SECS
     )
     .execute(db)
     .await?;
+    Ok(())
+}
+
+/// Sets this instance's presence rows to exactly `sockets`.
+async fn rewrite_counts(
+    db: &PgPool,
+    instance: Uuid,
+    sockets: &[(Uuid, i32)],
+) -> Result<(), ApiError> {
+    let (users, counts): (Vec<Uuid>, Vec<i32>) = sockets.iter().copied().unzip();
+    let mut tx = db.begin().await?;
+    sqlx::query("DELETE FROM presence WHERE instance_id = $1 AND NOT (user_id = ANY($2))")
+        .bind(instance)
+        .bind(&users)
+        .execute(&mut *tx)
+        .await?;
+    // Accounts erased meanwhile are skipped (their sockets are being closed).
+    sqlx::query(
+        "INSERT INTO presence (user_id, instance_id, connections)
+         SELECT t.u, $1, t.n FROM unnest($2::uuid[], $3::int4[]) AS t(u, n)
+         WHERE EXISTS (SELECT 1 FROM users WHERE id = t.u)
+         ON CONFLICT (user_id, instance_id) DO UPDATE SET connections = EXCLUDED.connections",
+    )
+    .bind(instance)
+    .bind(&users)
+    .bind(&counts)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(
+        users = users.len(),
+        "presence counts rewritten after an outage"
+    );
     Ok(())
 }
 
@@ -150,6 +199,7 @@ pub async fn disconnected(state: AppState, user: Uuid) {
     .await;
     if let Err(err) = result {
         tracing::warn!(error = %err, "presence update failed");
+        state.hub.presence_missed();
         return;
     }
     tokio::spawn(async move {

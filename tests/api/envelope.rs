@@ -90,3 +90,74 @@ async fn every_answer_carries_a_request_id() {
         .await;
     assert_ne!(resp.headers["x-request-id"], "bad id with spaces");
 }
+
+/// Found by schemathesis: a NUL character reached PostgreSQL, which refuses it in text, and
+/// the answer was a 500. Every text input is now answered in the envelope with a 4xx.
+#[tokio::test]
+async fn nul_characters_in_text_are_client_errors() {
+    let app = spawn_app().await;
+    let nina = app.register("nina").await;
+    let miles = app.register("miles").await;
+    let conv = crate::helpers::start_conversation(&app, &nina, &[&miles], None).await;
+    let nul = "a\u{0}b";
+    let t = nina.token();
+    let probes = [
+        app.post(
+            "/api/v1/auth/login",
+            None,
+            serde_json::json!({"login": nul, "password": "password-of-nina"}),
+        )
+        .await,
+        app.send(
+            app.raw(Method::POST, "/api/v1/auth/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("username=nina%00&password=password-of-nina"),
+        )
+        .await,
+        app.post(
+            "/api/v1/auth/register",
+            None,
+            serde_json::json!({"username": nul, "email": "x@example.com", "password": "long enough"}),
+        )
+        .await,
+        app.patch("/api/v1/users/me", t, serde_json::json!({"bio": nul}))
+            .await,
+        app.post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            t,
+            serde_json::json!({"body": nul}),
+        )
+        .await,
+        app.post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            t,
+            serde_json::json!({"body": "hi", "client_msg_id": nul}),
+        )
+        .await,
+        app.post(
+            "/api/v1/conversations",
+            t,
+            serde_json::json!({"participant_ids": [miles.id], "title": nul}),
+        )
+        .await,
+        app.post(
+            "/api/v1/events",
+            t,
+            crate::helpers::event_body(nul, 2, 45.0, 4.0),
+        )
+        .await,
+        app.get("/api/v1/users?q=ab%00cd", t).await,
+        app.get("/api/v1/events?q=ab%00cd", t).await,
+    ];
+    for (i, resp) in probes.iter().enumerate() {
+        assert!(
+            resp.status.is_client_error() || resp.status.is_success(),
+            "probe {i}: {} {}",
+            resp.status,
+            resp.body
+        );
+        assert!(resp.body["status"].is_string(), "probe {i}: {}", resp.body);
+    }
+    probes[0].err(401, "invalid_credentials");
+    probes[1].err(401, "invalid_credentials");
+}

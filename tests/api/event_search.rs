@@ -274,3 +274,40 @@ async fn bad_search_parameters_are_422() {
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
+
+/// Found by schemathesis: subnormal coordinates (`5e-324`) and radii made PostgreSQL's
+/// float arithmetic underflow, a 500. They are a place at (0, 0) and a one-metre radius.
+#[tokio::test]
+async fn subnormal_coordinates_and_radius_are_answered() {
+    let app = spawn_app().await;
+    let nina = app.register("nina").await;
+    let id = create_event(
+        &app,
+        &nina,
+        event_body("Null island jam", 3, 5e-324, -5e-324),
+    )
+    .await;
+    let event = app
+        .get(
+            &format!("/api/v1/events/{id}?lat=5e-324&lon=8.317500968681744e-62"),
+            nina.token(),
+        )
+        .await;
+    let data = event.ok(200);
+    assert_eq!(data["latitude"], 0.0);
+    assert_eq!(data["distance_km"], 0.0);
+    let found = app
+        .get(
+            "/api/v1/events?lat=1e-320&lon=0&radius_km=1e-300&sort=distance",
+            nina.token(),
+        )
+        .await;
+    assert_eq!(found.ok(200)["items"][0]["id"], id.as_str());
+    let musicians = app
+        .get(
+            "/api/v1/users?lat=-5e-324&lon=5e-324&radius_km=5e-324",
+            nina.token(),
+        )
+        .await;
+    musicians.ok(200);
+}

@@ -23,11 +23,12 @@ pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-pub fn test_settings(database: &str) -> Settings {
+/// Settings for a database on the PostgreSQL server at `postgres` (a URL without database).
+pub fn test_settings_on(postgres: &str, database: &str) -> Settings {
     Settings {
         app_env: AppEnv::Test,
         bind_addr: "127.0.0.1:0".into(),
-        database_url: Secret::new(format!("{}/{database}", postgres_base())),
+        database_url: Secret::new(format!("{postgres}/{database}")),
         database_max_connections: 5,
         database_acquire_timeout: Duration::from_secs(5),
         redis_url: None,
@@ -44,7 +45,11 @@ pub fn test_settings(database: &str) -> Settings {
 pub struct TestApp {
     pub base: String,
     pub database: String,
+    /// The PostgreSQL server (URL without database) the app's database lives on.
+    pub postgres: String,
     pub db: PgPool,
+    /// The running server's state (its hub, bus…), for tests that drive background work.
+    pub state: tunelink::state::AppState,
     client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
@@ -130,10 +135,15 @@ pub async fn spawn_app() -> TestApp {
 
 /// The same, with settings adjusted first.
 pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_on(&postgres_base(), adjust).await
+}
+
+/// The same, on another PostgreSQL server (`postgres`: a URL without database).
+pub async fn spawn_on(postgres: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let database = format!("tunelink_test_{}", Uuid::new_v4().simple());
-    let mut settings = test_settings(&database);
+    let mut settings = test_settings_on(postgres, &database);
     adjust(&mut settings);
-    let mut app = start(settings).await;
+    let mut app = start(postgres, settings).await;
     app.owns_database = true;
     app
 }
@@ -144,12 +154,12 @@ pub async fn spawn_sibling(other: &TestApp) -> TestApp {
 }
 
 pub async fn spawn_sibling_with(other: &TestApp, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings = test_settings(&other.database);
+    let mut settings = test_settings_on(&other.postgres, &other.database);
     adjust(&mut settings);
-    start(settings).await
+    start(&other.postgres, settings).await
 }
 
-async fn start(settings: Settings) -> TestApp {
+async fn start(postgres: &str, settings: Settings) -> TestApp {
     init_logs();
     let database = settings
         .database_url
@@ -163,6 +173,7 @@ async fn start(settings: Settings) -> TestApp {
         .expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let db = app.state().db.clone();
+    let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async {
@@ -174,7 +185,9 @@ async fn start(settings: Settings) -> TestApp {
     TestApp {
         base,
         database,
+        postgres: postgres.to_owned(),
         db,
+        state,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -285,13 +298,13 @@ impl Drop for TestApp {
         }
         // Drop is synchronous: use a thread with a runtime of its own.
         let name = self.database.clone();
+        let postgres = self.postgres.clone();
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(async move {
-                let mut conn =
-                    PgConnection::connect(&format!("{}/postgres", postgres_base())).await?;
+                let mut conn = PgConnection::connect(&format!("{postgres}/postgres")).await?;
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                     "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
                 )))
@@ -433,4 +446,194 @@ pub async fn start_conversation(
         .await;
     assert!(resp.status == 201 || resp.status == 200, "{}", resp.body);
     resp.body["data"]["id"].as_str().unwrap().to_owned()
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; servers started on it bind it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Redis server of a test's own, so that stopping it disturbs no other test.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    /// Starts `redis-server` on `port` and waits until it accepts connections.
+    pub async fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let redis = Self {
+            port,
+            child: Some(child),
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return redis;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis never came up");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A PostgreSQL cluster of a test's own (initdb in a temporary directory, on a free port),
+/// so that a test can stop and start it without disturbing the machine's shared server.
+/// Runs as the `postgres` OS user when the tests run as root (PostgreSQL refuses root).
+pub struct OwnPostgres {
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl OwnPostgres {
+    /// Creates the cluster and starts it.
+    pub fn start() -> Self {
+        let bin = pg_bin();
+        let dir = std::env::temp_dir().join(format!("tunelink-pg-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pg = Self {
+            port: free_port(),
+            dir,
+        };
+        if running_as_root() {
+            let status = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&pg.dir)
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown the cluster directory");
+        }
+        pg.run(
+            &format!("{bin}/initdb"),
+            &[
+                "-D",
+                &pg.data(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        );
+        pg.start_server();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    /// Runs a PostgreSQL program (as `postgres` when we are root) and checks it succeeded.
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = as_postgres(program)
+            .args(args)
+            .output()
+            .expect("PostgreSQL programs run");
+        assert!(
+            out.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.data();
+        let mut all = vec!["-D", &data];
+        all.extend_from_slice(args);
+        self.run(&format!("{}/pg_ctl", pg_bin()), &all);
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start_server(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log").display().to_string();
+        self.pg_ctl(&["-l", &log, "-o", &options, "-w", "start"]);
+    }
+
+    /// Stops the server (fast: open connections are cut, as in a real restart).
+    pub fn stop_server(&self) {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"]);
+    }
+
+    /// The server's URL without a database name.
+    pub fn base(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = as_postgres(&format!("{}/pg_ctl", pg_bin()))
+            .args(["-D", &self.data(), "-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pg_bin() -> String {
+    std::env::var("TEST_PG_BIN").unwrap_or_else(|_| PG_BIN.into())
+}
+
+/// A command running `program` as the `postgres` OS user if we are root.
+fn as_postgres(program: &str) -> std::process::Command {
+    if running_as_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--", program]);
+        c
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }

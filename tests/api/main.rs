@@ -12,6 +12,7 @@ mod cli;
 mod envelope;
 mod event_search;
 mod events;
+mod faults;
 mod health;
 mod load;
 mod musicians;

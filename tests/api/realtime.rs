@@ -7,7 +7,8 @@ use serde_json::json;
 
 use crate::{
     helpers::{
-        TestApp, User, redis_url, spawn_app, spawn_sibling_with, spawn_with, start_conversation,
+        OwnRedis, TestApp, User, free_port, redis_url, spawn_app, spawn_sibling_with, spawn_with,
+        start_conversation,
     },
     ws::{End, Ws},
 };
@@ -492,66 +493,11 @@ async fn shutdown_tells_clients_to_reconnect_elsewhere() {
     assert_eq!(ws.closed().await, 1001);
 }
 
-/// A Redis server of this test's own, so that restarting it disturbs no other test.
-struct OwnRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        Self { port, child }
-    }
-
-    async fn wait_ready(&self) {
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis never came up");
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test]
 async fn a_redis_restart_loses_nothing_for_a_client_that_resumes() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut redis = OwnRedis::start(port);
-    redis.wait_ready().await;
-    let url = format!("redis://127.0.0.1:{port}");
+    let port = free_port();
+    let mut redis = OwnRedis::start(port).await;
+    let url = redis.url();
     let with_redis = |s: &mut tunelink::config::Settings| {
         s.redis_url = Some(tunelink::config::Secret::new(url.clone()))
     };
@@ -570,8 +516,7 @@ async fn a_redis_restart_loses_nothing_for_a_client_that_resumes() {
         rest_send(&one, &nina, &conv, &format!("during {i}")).await;
     }
     // …and when it is back, the instances resubscribe and tell clients to resync.
-    let mut redis = OwnRedis::start(port);
-    redis.wait_ready().await;
+    let mut redis = OwnRedis::start(port).await;
     let resync = receiver
         .next_of(&["resync_required"])
         .await

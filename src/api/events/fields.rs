@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     api::choice::Choice,
-    domain::{Coordinates, ProfileText, Url, Validator},
+    domain::{Coordinates, ProfileText, Url, Validator, radius_metres},
     envelope::FieldError,
     events::{EventRow, EventType, store::EventFields},
 };
@@ -55,7 +55,9 @@ pub fn parse_near(
 ) -> Option<(f64, f64, f64)> {
     match Coordinates::parse("lat", "lon", lat, lon) {
         Ok(Some(p)) => match radius_km {
-            Some(r) if r > 0.0 && r <= MAX_RADIUS_KM => Some((p.latitude, p.longitude, r * 1000.0)),
+            Some(r) if r > 0.0 && r <= MAX_RADIUS_KM => {
+                Some((p.latitude, p.longitude, radius_metres(r)))
+            }
             Some(_) => {
                 v.push(FieldError::new(
                     "radius_km",

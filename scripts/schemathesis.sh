@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Fuzzes the live API with schemathesis, from its own OpenAPI document (/openapi.json).
+#
+# Builds the server, starts it on a fresh database and a free port, registers a user and
+# an administrator, then runs schemathesis over every operation with the administrator's
+# token (administrators can call every operation). Fails on any 5xx, any status code the
+# document does not list, and any response whose body, content type or headers break it.
+# The sessions-ending operations (logout, password change, deactivation) run last, in a
+# second pass with a token of their own, so that they do not cut the first pass short.
+#
+# Needs PostgreSQL (DATABASE_BASE_URL, default postgres://postgres@127.0.0.1:5432), python3,
+# curl and jq. Tunables: ST_MAX_EXAMPLES (default 60), ST_SEED, ST_WORKERS (default 2);
+# ST_KEEP=<dir> keeps the server log and the generated schemathesis.toml there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ST_VERSION=4.32.5
+VENV=${SCHEMATHESIS_VENV:-$HOME/.cache/tunelink-schemathesis-$ST_VERSION}
+PG=${DATABASE_BASE_URL:-postgres://postgres@127.0.0.1:5432}
+DB=tunelink_schemathesis_$$
+MAX_EXAMPLES=${ST_MAX_EXAMPLES:-60}
+WORKERS=${ST_WORKERS:-2}
+SEED=${ST_SEED:-$RANDOM}
+WORK=$(mktemp -d)
+
+log() { printf '== schemathesis: %s\n' "$*"; }
+
+if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+  log "installing schemathesis $ST_VERSION into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
+fi
+
+log "building the server"
+cargo build --quiet --bin tunelink
+BIN=target/debug/tunelink
+
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+BASE=http://127.0.0.1:$PORT
+export APP_ENV=test DATABASE_URL="$PG/$DB" BIND_ADDR=127.0.0.1:$PORT JWT_SECRET=hetic \
+  RUST_LOG=${RUST_LOG:-warn} LOG_FORMAT=pretty
+unset REDIS_URL
+
+SERVER=
+cleanup() {
+  if [ -n "$SERVER" ]; then
+    kill "$SERVER" 2>/dev/null || true
+    wait "$SERVER" 2>/dev/null || true
+  fi
+  psql "$PG/postgres" -q -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  if [ -n "${ST_KEEP:-}" ]; then mkdir -p "$ST_KEEP" && cp "$WORK"/*.* "$ST_KEEP"/ 2>/dev/null; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log "starting the server on $BASE (database $DB)"
+"$BIN" serve >"$WORK/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 1 120); do
+  curl -fsS "$BASE/readyz" >/dev/null 2>&1 && break
+  kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.log"; exit 1; }
+  sleep 0.5
+done
+curl -fsS "$BASE/readyz" >/dev/null
+
+# A token for `login` (username) with `password`.
+token() {
+  curl -fsS "$BASE/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"login\": \"$1\", \"password\": \"$2\"}" | jq -er '.data.access_token'
+}
+
+log "creating accounts"
+"$BIN" create-admin --username st_admin --email st_admin@example.com \
+  --password 'schemathesis-admin-password' >/dev/null
+curl -fsS "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
+  -d '{"username": "st_user", "email": "st_user@example.com", "password": "schemathesis-user-password"}' >/dev/null
+ADMIN=$(token st_admin schemathesis-admin-password)
+USER=$(token st_user schemathesis-user-password)
+
+# POSTs `body` to `path` with `tok`; prints `.data.id`.
+create() {
+  curl -sS --fail-with-body "$BASE$2" -H "authorization: Bearer $1" -H 'content-type: application/json' \
+    -d "$3" | jq -er '.data.id'
+}
+
+log "creating data for the operations that need existing ids"
+USER_ID=$(curl -fsS "$BASE/api/v1/users/me" -H "authorization: Bearer $USER" | jq -er '.data.id')
+INSTRUMENT=$(curl -fsS "$BASE/api/v1/instruments?limit=1" | jq -er '.data.items[0].id')
+GENRE=$(curl -fsS "$BASE/api/v1/genres?limit=1" | jq -er '.data.items[0].id')
+# Entries of our own for the catalogue's write operations (renamed, deleted at will).
+OWN_INSTRUMENT=$(create "$ADMIN" /api/v1/instruments '{"name": "Schemathesis horn", "category": "brass"}')
+OWN_GENRE=$(create "$ADMIN" /api/v1/genres '{"name": "Schemathesis core"}')
+CONVERSATION=$(create "$ADMIN" /api/v1/conversations \
+  "{\"participant_ids\": [\"$USER_ID\"], \"title\": \"Schemathesis band\"}")
+MESSAGE=$(create "$ADMIN" "/api/v1/conversations/$CONVERSATION/messages" '{"body": "hello"}')
+START=$(date -u -d '+7 days' +%Y-%m-%dT%H:00:00Z)
+END=$(date -u -d '+7 days 3 hours' +%Y-%m-%dT%H:00:00Z)
+EVENT=$(create "$ADMIN" /api/v1/events "{\"title\": \"Schemathesis jam\", \"type\": \"jam\",
+  \"starts_at\": \"$START\", \"ends_at\": \"$END\", \"address\": \"1 rue du Test, Paris\",
+  \"latitude\": 48.85, \"longitude\": 2.35}")
+PARTICIPATION=$(create "$USER" "/api/v1/events/$EVENT/participations" \
+  "{\"instrument_id\": \"$INSTRUMENT\"}")
+# The organiser was notified of the join.
+NOTIFICATION=$(curl -fsS "$BASE/api/v1/notifications?limit=1" -H "authorization: Bearer $ADMIN" \
+  | jq -er '.data.items[0].id')
+
+# Fixed ids per operation (first match wins), so that operations on one resource reach
+# real data rather than answering 404 to random ids.
+CONFIG="$WORK/schemathesis.toml"
+cat >"$CONFIG" <<TOML
+[[operations]]
+include-path-regex = '^/api/v1/conversations/\\{id\\}/participants/\\{user_id\\}\$'
+parameters = { "path.id" = "$CONVERSATION", "path.user_id" = "$USER_ID" }
+[[operations]]
+include-path-regex = '^/api/v1/conversations/\\{id\\}'
+parameters = { "path.id" = "$CONVERSATION" }
+[[operations]]
+include-path-regex = '^/api/v1/messages/\\{id\\}\$'
+parameters = { "path.id" = "$MESSAGE" }
+[[operations]]
+include-path-regex = '^/api/v1/events/\\{id\\}/instruments/\\{instrument_id\\}\$'
+parameters = { "path.id" = "$EVENT", "path.instrument_id" = "$INSTRUMENT" }
+[[operations]]
+include-path-regex = '^/api/v1/events/\\{id\\}'
+parameters = { "path.id" = "$EVENT" }
+[[operations]]
+include-path-regex = '^/api/v1/participations/\\{id\\}\$'
+parameters = { "path.id" = "$PARTICIPATION" }
+[[operations]]
+include-path-regex = '^/api/v1/notifications/\\{id\\}'
+parameters = { "path.id" = "$NOTIFICATION" }
+[[operations]]
+include-path-regex = '^/api/v1/instruments/\\{id\\}\$'
+parameters = { "path.id" = "$OWN_INSTRUMENT" }
+[[operations]]
+include-path-regex = '^/api/v1/genres/\\{id\\}\$'
+parameters = { "path.id" = "$OWN_GENRE" }
+[[operations]]
+include-path-regex = '^/api/v1/users/me/instruments/\\{instrument_id\\}\$'
+parameters = { "path.instrument_id" = "$INSTRUMENT" }
+[[operations]]
+include-path-regex = '^/api/v1/users/me/genres/\\{genre_id\\}\$'
+parameters = { "path.genre_id" = "$GENRE" }
+[[operations]]
+include-path-regex = '^/api/v1/users/\\{id\\}'
+parameters = { "path.id" = "$USER_ID" }
+TOML
+
+CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance
+# Operations that end the caller's sessions: run them apart, last.
+ENDING='^(auth_logout|users_me_delete|users_me_password)$'
+
+# From the scratch directory: schemathesis keeps a cache in its working directory.
+run() {
+  (cd "$WORK" && "$VENV/bin/schemathesis" --config-file "$CONFIG" run "$BASE/openapi.json" \
+    --checks "$CHECKS" \
+    --max-examples "$MAX_EXAMPLES" \
+    --seed "$SEED" \
+    --workers "$WORKERS" \
+    --request-timeout 10 \
+    --generation-database none \
+    --suppress-health-check all \
+    --no-color \
+    "$@")
+}
+
+log "pass 1: every operation but the session-ending ones, as an administrator (seed $SEED)"
+status=0
+run -H "Authorization: Bearer $ADMIN" --exclude-operation-id-regex "$ENDING" || status=$?
+log "pass 2: the session-ending operations, as a user, each with a fresh session"
+for op in users_me_password auth_logout users_me_delete; do
+  USER=$(token st_user schemathesis-user-password)
+  run -H "Authorization: Bearer $USER" --include-operation-id "$op" || status=$?
+done
+
+if [ "$status" -ne 0 ]; then
+  log "FAILED (server log below)"
+  grep -E 'ERROR|panicked' "$WORK/server.log" | tail -50 || true
+  exit "$status"
+fi
+log "passed"
