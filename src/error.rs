@@ -156,6 +156,19 @@ impl ApiError {
         err
     }
 
+    /// Too many requests: retry after `wait` (rounded up to whole seconds, at least 1).
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            format!("Too many requests; retry in {secs} s."),
+        );
+        err.retry_after = Some(secs);
+        err
+    }
+
     /// An unexpected failure: the cause is logged, the client sees a generic message.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         let mut err = Self::new(

@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod limits;
 pub mod musicians;
 pub mod notifications;
 pub mod realtime;

@@ -10,7 +10,10 @@ use poem::{
     middleware::CatchPanic,
 };
 
-use crate::{api, config::Settings, db, error::ApiError, http, realtime, state::AppState};
+use crate::{
+    api, config::Settings, db, error::ApiError, http, limits::client_ip::ResolveClientIp, realtime,
+    state::AppState,
+};
 
 pub struct Application {
     acceptor: TcpAcceptor,
@@ -90,12 +93,14 @@ impl Application {
 pub fn routes(state: AppState) -> impl poem::Endpoint {
     let service = api::service();
     let max_body = state.settings.max_body_bytes;
+    let trusted = std::sync::Arc::new(state.settings.trusted_proxies.clone());
     Route::new()
         .nest("/docs", service.swagger_ui())
         .at("/openapi.json", service.spec_endpoint())
         .at("/ws", realtime::route::ws)
         .nest("/", service)
         .with(http::LimitBody(max_body))
+        .with(ResolveClientIp(trusted))
         .data(state)
         .with(CatchPanic::new().with_handler(|_| {
             ApiError::internal(anyhow::anyhow!("a handler panicked")).to_response()

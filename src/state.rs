@@ -9,6 +9,7 @@ use crate::{
     bus::Bus,
     catalogue::CatalogueCache,
     config::Settings,
+    limits::Limiter,
     realtime::hub::Hub,
 };
 
@@ -27,6 +28,8 @@ pub struct Inner {
     pub catalogue: Arc<CatalogueCache>,
     /// This process's WebSocket connections.
     pub hub: Hub,
+    /// Rate limits, shared across instances through Redis when it is configured.
+    pub limits: Limiter,
 }
 
 impl AppState {
@@ -43,6 +46,11 @@ impl AppState {
         };
         let catalogue = CatalogueCache::start(&bus);
         let hub = Hub::start(&bus, db.clone());
+        let limits = Limiter::new(
+            settings.rate_limits.clone(),
+            redis.clone(),
+            settings.rate_limit_redis_prefix.clone(),
+        );
         Ok(Self(Arc::new(Inner {
             settings,
             db,
@@ -52,6 +60,7 @@ impl AppState {
             bus,
             catalogue,
             hub,
+            limits,
         })))
     }
 }

@@ -9,8 +9,10 @@ use std::marker::PhantomData;
 use poem::{IntoResponse, Response};
 use poem_openapi::{
     ApiResponse,
-    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
-    types::Type,
+    registry::{
+        MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+    },
+    types::{ToJSON, Type},
 };
 
 use crate::{envelope::ErrorEnvelope, error::ApiError};
@@ -64,9 +66,9 @@ impl<S: ErrorSet> ApiResponse for Errors<S> {
                     status_range: None,
                     content: vec![MetaMediaType {
                         content_type: "application/json; charset=utf-8",
-                        schema: ErrorEnvelope::schema_ref(),
+                        schema: schema(status),
                     }],
-                    headers: vec![],
+                    headers: headers(status),
                 })
                 .collect(),
         }
@@ -74,6 +76,35 @@ impl<S: ErrorSet> ApiResponse for Errors<S> {
 
     fn register(registry: &mut Registry) {
         ErrorEnvelope::register(registry);
+    }
+}
+
+/// The envelope; for 429, with an example of its own (the envelope's example is a 422).
+fn schema(status: u16) -> MetaSchemaRef {
+    if status != 429 {
+        return ErrorEnvelope::schema_ref();
+    }
+    let example = ApiError::rate_limited(std::time::Duration::from_secs(42))
+        .into_envelope()
+        .to_json();
+    MetaSchemaRef::Inline(Box::new(MetaSchema {
+        all_of: vec![ErrorEnvelope::schema_ref()],
+        example,
+        ..MetaSchema::ANY
+    }))
+}
+
+/// `Retry-After` on the answers that carry it.
+fn headers(status: u16) -> Vec<MetaHeader> {
+    match status {
+        429 | 503 => vec![MetaHeader {
+            name: "Retry-After".into(),
+            description: Some("Seconds to wait before retrying.".into()),
+            required: status == 429,
+            deprecated: false,
+            schema: u64::schema_ref(),
+        }],
+        _ => vec![],
     }
 }
 

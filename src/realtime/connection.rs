@@ -18,6 +18,7 @@ use crate::{
     auth::{CurrentUser, authenticate},
     chat::{self, store},
     error::ApiError,
+    limits::{Key, Limit},
     state::AppState,
 };
 
@@ -90,6 +91,34 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
             return;
         }
     };
+    // Each socket opened updates presence: openings are limited per user, and so are the
+    // sockets open at once (counted in PostgreSQL's presence, on every instance).
+    if let Err(err) = state
+        .limits
+        .check(Limit::Connects, Key::user(user.id))
+        .await
+    {
+        too_many(&mut sink, &err).await;
+        return;
+    }
+    let max = state.settings.rate_limits.max_connections_per_user;
+    let contacts = match presence::connected(&state, user.id, max).await {
+        Ok(Some(frames)) => frames,
+        Ok(None) => {
+            let mut err = ApiError::new(
+                poem::http::StatusCode::TOO_MANY_REQUESTS,
+                crate::error::ErrorCode::RateLimited,
+                format!("At most {max} sockets may be open at once; close one first."),
+            );
+            err.retry_after = Some(HEARTBEAT.as_secs());
+            too_many(&mut sink, &err).await;
+            return;
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "presence unavailable");
+            Vec::new()
+        }
+    };
     let (id, rx, kill) = state.hub.register(user.id, user.session_id);
     let ready = ServerFrame::Ready {
         protocol: PROTOCOL_VERSION,
@@ -103,6 +132,7 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         .is_err()
     {
         state.hub.unregister(user.id, id);
+        presence::disconnected(state, user.id).await;
         return;
     }
     let writer = tokio::spawn(write(
@@ -113,10 +143,7 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         kill.clone(),
         expires_at,
     ));
-    match presence::connected(&state, user.id).await {
-        Ok(frames) => frames.iter().for_each(|f| reply(&state, user.id, id, f)),
-        Err(err) => tracing::warn!(error = %err, "presence unavailable"),
-    }
+    contacts.iter().for_each(|f| reply(&state, user.id, id, f));
     read(&state, &user, &mut stream, &kill, id).await;
     kill.close(1000, "closed");
     let _ = writer.await;
@@ -134,6 +161,14 @@ async fn refuse(sink: &mut Sink, code: u16, reason: &str) {
     let _ = sink.close().await;
 }
 
+/// Refuses a socket over the user's limits: an error frame saying when to retry, then 4029.
+async fn too_many(sink: &mut Sink, err: &ApiError) {
+    if let Some(t) = text(&error_frame(None, err)) {
+        let _ = sink.send(Message::Text(t)).await;
+    }
+    refuse(sink, close::TOO_MANY_CONNECTIONS, "too many connections").await;
+}
+
 fn error_frame(reference: Option<String>, err: &ApiError) -> ServerFrame {
     let code = poem_openapi::types::ToJSON::to_json(&err.code)
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -146,6 +181,7 @@ fn error_frame(reference: Option<String>, err: &ApiError) -> ServerFrame {
         reference,
         code,
         message,
+        retry_after: err.retry_after,
     }
 }
 
@@ -200,6 +236,7 @@ async fn read(
                         reference: None,
                         code: "invalid_frame".into(),
                         message: "frames are JSON text".into(),
+                        retry_after: None,
                     },
                 );
                 continue;
@@ -216,6 +253,7 @@ async fn read(
                         reference: None,
                         code: "invalid_frame".into(),
                         message: format!("not a protocol frame: {err}"),
+                        retry_after: None,
                     },
                 );
                 continue;
@@ -233,6 +271,7 @@ async fn read(
                     reference: None,
                     code: "already_authenticated".into(),
                     message: "this connection is already authenticated".into(),
+                    retry_after: None,
                 },
             ),
             ClientFrame::Ping { reference } => {
@@ -244,6 +283,16 @@ async fn read(
                 body,
                 client_msg_id,
             } => {
+                // Shared with REST sends, so through Redis when configured: a send costs a
+                // PostgreSQL transaction anyway, one more round trip is small beside it.
+                if let Err(err) = state
+                    .limits
+                    .check(Limit::Messages, Key::user(user.id))
+                    .await
+                {
+                    reply(state, user.id, conn, &error_frame(Some(reference), &err));
+                    continue;
+                }
                 let answer = match store::send(
                     state,
                     user.id,
@@ -272,6 +321,12 @@ async fn read(
                     .get(&conversation_id)
                     .is_some_and(|t| now.duration_since(*t) < TYPING_EVERY)
                 {
+                    continue;
+                }
+                // Per process only, no Redis round trip per typing frame (README, "Rate
+                // limits"): typing is ephemeral and cheap to drop.
+                if let Err(err) = state.limits.check_local(Limit::Typing, Key::user(user.id)) {
+                    reply(state, user.id, conn, &error_frame(None, &err));
                     continue;
                 }
                 typing_at.insert(conversation_id, now);

@@ -64,6 +64,9 @@ pub enum ServerFrame {
         reference: Option<String>,
         code: String,
         message: String,
+        /// With `rate_limited`: seconds to wait before sending that kind of frame again.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        retry_after: Option<u64>,
     },
     #[serde(rename = "message.created")]
     MessageCreated {

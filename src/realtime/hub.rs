@@ -41,6 +41,8 @@ pub mod close {
     pub const SESSION_REVOKED: u16 = 4004;
     pub const SLOW_CONSUMER: u16 = 4008;
     pub const HEARTBEAT_TIMEOUT: u16 = 4009;
+    /// Too many sockets open, or opened too often, for this user.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4029;
 }
 
 /// What a connection's writer receives.

@@ -13,6 +13,7 @@ mod envelope;
 mod event_search;
 mod events;
 mod health;
+mod limits;
 mod musicians;
 mod notifications;
 mod participations;
