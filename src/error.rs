@@ -295,6 +295,8 @@ pub fn error_to_response(err: poem::Error) -> Response {
             ErrorCode::Unauthenticated,
             "Authentication required: send `Authorization: Bearer <access token>`.".to_owned(),
         ),
+        // poem's CORS refusing an origin, method or header.
+        StatusCode::FORBIDDEN => (ErrorCode::Forbidden, format!("Forbidden: {err}.")),
         StatusCode::PAYLOAD_TOO_LARGE => (
             ErrorCode::PayloadTooLarge,
             "The request body is too large.".to_owned(),

@@ -19,6 +19,7 @@ pub mod http;
 pub mod limits;
 pub mod musicians;
 pub mod notifications;
+pub mod origins;
 pub mod realtime;
 pub mod seed;
 pub mod startup;

@@ -11,7 +11,14 @@ use poem::{
 };
 
 use crate::{
-    api, config::Settings, db, error::ApiError, http, limits::client_ip::ResolveClientIp, realtime,
+    api,
+    config::Settings,
+    db,
+    error::ApiError,
+    http,
+    limits::client_ip::ResolveClientIp,
+    origins::{OriginPolicy, Origins},
+    realtime,
     state::AppState,
 };
 
@@ -94,6 +101,7 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
     let service = api::service();
     let max_body = state.settings.max_body_bytes;
     let trusted = std::sync::Arc::new(state.settings.trusted_proxies.clone());
+    let origins = std::sync::Arc::new(Origins::new(&state.settings.allowed_origins));
     Route::new()
         .nest("/docs", service.swagger_ui())
         .at("/openapi.json", service.spec_endpoint())
@@ -101,6 +109,7 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
         .nest("/", service)
         .with(http::LimitBody(max_body))
         .with(ResolveClientIp(trusted))
+        .with(OriginPolicy(origins))
         .data(state)
         .with(CatchPanic::new().with_handler(|_| {
             ApiError::internal(anyhow::anyhow!("a handler panicked")).to_response()

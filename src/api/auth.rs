@@ -12,7 +12,7 @@ use super::{ApiTags, responses::Errors, users::Me};
 use crate::{
     accounts,
     auth::{AuthUser, Role, sessions, sessions::RevokeReason},
-    domain::{Email, Password, Username, Validator, checked},
+    domain::{EMAIL_MAX, Email, Password, Username, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},
     error::{ApiError, ErrorCode},
     error_set,
@@ -264,6 +264,13 @@ impl AuthApi {
         let mut v = Validator::new();
         if login.trim().is_empty() {
             v.push(FieldError::new(login_field, "missing", "login is required"));
+        } else if login.chars().count() > EMAIL_MAX {
+            // No username or email is that long: refuse before any lookup or hashing.
+            v.push(FieldError::new(
+                login_field,
+                "too_long",
+                format!("login must be at most {EMAIL_MAX} characters"),
+            ));
         }
         if password.is_empty() {
             v.push(FieldError::new(

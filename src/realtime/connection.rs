@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    frames::{ClientFrame, PROTOCOL_VERSION, ServerFrame},
+    frames::{ClientFrame, MAX_REF_BYTES, PROTOCOL_VERSION, ServerFrame},
     hub::{Kill, Outgoing, close},
     presence,
 };
@@ -259,6 +259,20 @@ async fn read(
                 continue;
             }
         };
+        if frame.reference().is_some_and(|r| r.len() > MAX_REF_BYTES) {
+            reply(
+                state,
+                user.id,
+                conn,
+                &ServerFrame::Error {
+                    reference: None,
+                    code: "invalid_frame".into(),
+                    message: format!("ref must be at most {MAX_REF_BYTES} bytes"),
+                    retry_after: None,
+                },
+            );
+            continue;
+        }
         if std::mem::take(&mut first) && !matches!(frame, ClientFrame::Resume { .. }) {
             state.hub.send_to_connection(user.id, conn, Outgoing::Live);
         }

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest `ref` a client may choose (it is echoed back).
+pub const MAX_REF_BYTES: usize = 128;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UserRef {
@@ -197,6 +199,17 @@ impl ServerFrame {
                 seq,
                 ..
             } => Some((*conversation_id, *seq)),
+            _ => None,
+        }
+    }
+}
+
+impl ClientFrame {
+    /// The client-chosen `ref`, when the frame has one.
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            Self::Send { reference, .. } => Some(reference),
+            Self::Ping { reference } => reference.as_deref(),
             _ => None,
         }
     }

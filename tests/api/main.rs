@@ -12,6 +12,7 @@ mod cli;
 mod envelope;
 mod event_search;
 mod events;
+mod hardening;
 mod health;
 mod limits;
 mod musicians;
