@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod musicians;
 pub mod notifications;
 pub mod origins;

@@ -17,6 +17,7 @@ use crate::{
     error::ApiError,
     http,
     limits::client_ip::ResolveClientIp,
+    metrics,
     origins::{OriginPolicy, Origins},
     realtime,
     state::AppState,
@@ -102,14 +103,17 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
     let max_body = state.settings.max_body_bytes;
     let trusted = std::sync::Arc::new(state.settings.trusted_proxies.clone());
     let origins = std::sync::Arc::new(Origins::new(&state.settings.allowed_origins));
+    let metered = metrics::Metered(state.metrics.clone());
     Route::new()
         .nest("/docs", service.swagger_ui())
         .at("/openapi.json", service.spec_endpoint())
         .at("/ws", realtime::route::ws)
+        .at("/metrics", poem::get(metrics::serve))
         .nest("/", service)
         .with(http::LimitBody(max_body))
         .with(ResolveClientIp(trusted))
         .with(OriginPolicy(origins))
+        .with(metered)
         .data(state)
         .with(CatchPanic::new().with_handler(|_| {
             ApiError::internal(anyhow::anyhow!("a handler panicked")).to_response()

@@ -10,6 +10,7 @@ use crate::{
     catalogue::CatalogueCache,
     config::Settings,
     limits::Limiter,
+    metrics::Metrics,
     realtime::hub::Hub,
 };
 
@@ -30,6 +31,7 @@ pub struct Inner {
     pub hub: Hub,
     /// Rate limits, shared across instances through Redis when it is configured.
     pub limits: Limiter,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -45,7 +47,8 @@ impl AppState {
             _ => Bus::local(),
         };
         let catalogue = CatalogueCache::start(&bus);
-        let hub = Hub::start(&bus, db.clone());
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::start(&bus, db.clone(), metrics.clone());
         let limits = Limiter::new(
             settings.rate_limits.clone(),
             redis.clone(),
@@ -61,6 +64,7 @@ impl AppState {
             catalogue,
             hub,
             limits,
+            metrics,
         })))
     }
 }

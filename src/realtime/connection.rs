@@ -222,6 +222,10 @@ async fn read(
             Ok(None) | Ok(Some(Err(_))) => return,
             Ok(Some(Ok(m))) => m,
         };
+        state
+            .metrics
+            .frames_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let raw = match message {
             Message::Text(t) => t,
             Message::Close(_) => return,

@@ -24,6 +24,7 @@ use super::frames::ServerFrame;
 use crate::{
     bus::{Bus, BusEvent},
     chat::{DELIVER_TOPIC, Delivery},
+    metrics::Metrics,
     notifications,
 };
 
@@ -111,11 +112,12 @@ struct Inner {
     next_id: AtomicU64,
     shutdown: CancellationToken,
     counters: Counters,
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
     /// Starts the dispatcher (bus → connections) and the periodic session check.
-    pub fn start(bus: &Bus, db: PgPool) -> Self {
+    pub fn start(bus: &Bus, db: PgPool, metrics: Arc<Metrics>) -> Self {
         let hub = Self {
             inner: Arc::new(Inner {
                 instance: Uuid::new_v4(),
@@ -123,6 +125,7 @@ impl Hub {
                 next_id: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
                 counters: Counters::default(),
+                metrics,
             }),
         };
         let mut events = bus.subscribe();
@@ -217,15 +220,24 @@ impl Hub {
     /// Queues an item for one connection (answers to its own requests, resume).
     pub fn send_to_connection(&self, user: Uuid, id: u64, item: Outgoing) {
         let conns = self.read();
-        if let Some(c) = conns.get(&user).into_iter().flatten().find(|c| c.id == id)
-            && let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(item)
-        {
-            self.inner
-                .counters
-                .slow_consumers
-                .fetch_add(1, Ordering::Relaxed);
-            c.kill
-                .close(close::SLOW_CONSUMER, "too slow: frames were piling up");
+        if let Some(c) = conns.get(&user).into_iter().flatten().find(|c| c.id == id) {
+            match c.tx.try_send(item) {
+                Ok(()) => {
+                    self.inner
+                        .counters
+                        .frames_out
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.inner
+                        .counters
+                        .slow_consumers
+                        .fetch_add(1, Ordering::Relaxed);
+                    c.kill
+                        .close(close::SLOW_CONSUMER, "too slow: frames were piling up");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
         }
     }
 
@@ -275,7 +287,14 @@ impl Hub {
         match topic {
             DELIVER_TOPIC => match serde_json::from_str::<Delivery>(payload) {
                 Ok(d) => match serde_json::to_string(&d.frame) {
-                    Ok(text) => self.send_local(&d.users, d.frame.event_seq(), &Arc::from(text)),
+                    Ok(text) => {
+                        self.send_local(&d.users, d.frame.event_seq(), &Arc::from(text));
+                        if let Some(sent) = d.sent_at_us {
+                            let lag = chrono::Utc::now().timestamp_micros() - sent;
+                            let lag = Duration::from_micros(u64::try_from(lag).unwrap_or(0));
+                            self.inner.metrics.fanout_lag.observe(lag);
+                        }
+                    }
                     Err(err) => tracing::warn!(error = %err, "cannot serialize a frame"),
                 },
                 Err(err) => tracing::warn!(error = %err, "bad delivery on the bus"),

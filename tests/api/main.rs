@@ -15,6 +15,7 @@ mod events;
 mod hardening;
 mod health;
 mod limits;
+mod metrics;
 mod musicians;
 mod notifications;
 mod participations;
