@@ -6,6 +6,8 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
+use crate::limits::{RateLimits, TrustedProxies};
+
 /// The JWT secret of the original project, for development only.
 pub const DEVELOPMENT_JWT_SECRET: &str = "hetic";
 /// Shortest JWT secret accepted in production (HS256 wants at least 256 bits).
@@ -97,6 +99,17 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Every rate limit (`RATE_LIMIT_*`, `WS_MAX_CONNECTIONS_PER_USER`).
+    pub rate_limits: RateLimits,
+    /// Prefix of the rate-limit keys in Redis (`RATE_LIMIT_REDIS_PREFIX`).
+    pub rate_limit_redis_prefix: String,
+    /// Proxies whose `X-Forwarded-For` gives the client address (`TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
+    /// Browser origins allowed by CORS and on the socket (`ALLOWED_ORIGINS`); empty = no
+    /// CORS, and the socket accepts any origin; `*` = any origin.
+    pub allowed_origins: Vec<String>,
+    /// When set, `GET /metrics` wants `Authorization: Bearer <token>` (`METRICS_TOKEN`).
+    pub metrics_token: Option<Secret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +154,14 @@ impl Settings {
                 },
             )?,
             shutdown_grace: Duration::from_secs(parse("SHUTDOWN_GRACE_SECS", "10")?),
+            rate_limits: RateLimits::from_env()?,
+            rate_limit_redis_prefix: var("RATE_LIMIT_REDIS_PREFIX")
+                .unwrap_or_else(|| "tunelink:rl:".into()),
+            trusted_proxies: parse("TRUSTED_PROXIES", "")?,
+            allowed_origins: var("ALLOWED_ORIGINS")
+                .map(|v| parse_origins(&v))
+                .unwrap_or_default(),
+            metrics_token: var("METRICS_TOKEN").map(Secret::new),
         };
         settings.validate()?;
         Ok(settings)
@@ -192,6 +213,14 @@ impl Settings {
     }
 }
 
+/// `https://app.example.com, https://admin.example.com` → normalised origins.
+pub fn parse_origins(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
 fn default_hash_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -204,11 +233,11 @@ fn invalid(name: &'static str, reason: &str) -> ConfigError {
 }
 
 /// A set, non-empty variable.
-fn var(name: &str) -> Option<String> {
+pub(crate) fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn parse<T: FromStr>(name: &'static str, default: &str) -> Result<T, ConfigError>
+pub(crate) fn parse<T: FromStr>(name: &'static str, default: &str) -> Result<T, ConfigError>
 where
     T::Err: fmt::Display,
 {
@@ -240,6 +269,11 @@ mod tests {
             max_body_bytes: 1024,
             log_format: LogFormat::Json,
             shutdown_grace: Duration::from_secs(1),
+            rate_limits: RateLimits::default(),
+            rate_limit_redis_prefix: "tunelink:rl:".into(),
+            trusted_proxies: TrustedProxies::default(),
+            allowed_origins: Vec::new(),
+            metrics_token: None,
         }
     }
 

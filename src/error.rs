@@ -156,6 +156,19 @@ impl ApiError {
         err
     }
 
+    /// Too many requests: retry after `wait` (rounded up to whole seconds, at least 1).
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        let mut err = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            format!("Too many requests; retry in {secs} s."),
+        );
+        err.retry_after = Some(secs);
+        err
+    }
+
     /// An unexpected failure: the cause is logged, the client sees a generic message.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         let mut err = Self::new(
@@ -312,6 +325,8 @@ pub fn error_to_response(err: poem::Error) -> Response {
             ErrorCode::Unauthenticated,
             "Authentication required: send `Authorization: Bearer <access token>`.".to_owned(),
         ),
+        // poem's CORS refusing an origin, method or header.
+        StatusCode::FORBIDDEN => (ErrorCode::Forbidden, format!("Forbidden: {err}.")),
         StatusCode::PAYLOAD_TOO_LARGE => (
             ErrorCode::PayloadTooLarge,
             "The request body is too large.".to_owned(),

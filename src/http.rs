@@ -60,11 +60,12 @@ pub async fn around<E: Endpoint>(next: E, req: Request) -> Result<Response> {
     .await
 }
 
-/// Refuses bodies larger than `max` bytes with 413.
+/// Refuses bodies larger than `max` bytes with 413, on every route (JSON, forms, multipart).
 ///
 /// poem's `SizeLimit` also refuses requests without `Content-Length` (411), which would
-/// break every GET; here a declared length is checked up front, and a chunked body is cut
-/// at `max + 1` bytes so that its parser fails instead of buffering without bound.
+/// break every GET; here a declared length is checked up front, and a body without one
+/// (chunked) is read up to `max + 1` bytes: more is a 413 too, less is handed on as is.
+/// At most `max` bytes are ever buffered.
 pub struct LimitBody(pub usize);
 
 impl<E: Endpoint> poem::Middleware<E> for LimitBody {
@@ -96,8 +97,24 @@ impl<E: Endpoint> Endpoint for BodyLimit<E> {
             Some(_) => {}
             None => {
                 use tokio::io::AsyncReadExt;
-                let body = req.take_body().into_async_read().take(self.max as u64 + 1);
-                req.set_body(poem::Body::from_async_read(body));
+                let mut body = Vec::new();
+                let read = req
+                    .take_body()
+                    .into_async_read()
+                    .take(self.max as u64 + 1)
+                    .read_to_end(&mut body)
+                    .await;
+                if read.is_err() {
+                    return Err(poem::Error::from_status(
+                        poem::http::StatusCode::BAD_REQUEST,
+                    ));
+                }
+                if body.len() > self.max {
+                    return Err(poem::Error::from_status(
+                        poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    ));
+                }
+                req.set_body(body);
             }
         }
         self.inner.call(req).await

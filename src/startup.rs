@@ -10,7 +10,18 @@ use poem::{
     middleware::CatchPanic,
 };
 
-use crate::{api, config::Settings, db, error::ApiError, http, realtime, state::AppState};
+use crate::{
+    api,
+    config::Settings,
+    db,
+    error::ApiError,
+    http,
+    limits::client_ip::ResolveClientIp,
+    metrics,
+    origins::{OriginPolicy, Origins},
+    realtime,
+    state::AppState,
+};
 
 pub struct Application {
     acceptor: TcpAcceptor,
@@ -96,12 +107,19 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
             .content_type("application/json; charset=utf-8")
             .body(spec.clone())
     });
+    let trusted = std::sync::Arc::new(state.settings.trusted_proxies.clone());
+    let origins = std::sync::Arc::new(Origins::new(&state.settings.allowed_origins));
+    let metered = metrics::Metered(state.metrics.clone());
     Route::new()
         .nest("/docs", service.swagger_ui())
         .at("/openapi.json", spec_endpoint)
         .at("/ws", realtime::route::ws)
+        .at("/metrics", poem::get(metrics::serve))
         .nest("/", service)
         .with(http::LimitBody(max_body))
+        .with(ResolveClientIp(trusted))
+        .with(OriginPolicy(origins))
+        .with(metered)
         .data(state)
         .with(CatchPanic::new().with_handler(|_| {
             ApiError::internal(anyhow::anyhow!("a handler panicked")).to_response()

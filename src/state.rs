@@ -11,6 +11,8 @@ use crate::{
     catalogue::CatalogueCache,
     config::Settings,
     error::ApiError,
+    limits::Limiter,
+    metrics::Metrics,
     realtime::hub::Hub,
 };
 
@@ -37,6 +39,9 @@ pub struct Inner {
     /// timing out collapses, while this queue is fair and cheap. It holds three quarters of
     /// the pool's connections, so that requests over HTTP still find some.
     socket_db: Arc<Semaphore>,
+    /// Rate limits, shared across instances through Redis when it is configured.
+    pub limits: Limiter,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -52,7 +57,13 @@ impl AppState {
             _ => Bus::local(),
         };
         let catalogue = CatalogueCache::start(&bus);
-        let hub = Hub::start(&bus, db.clone());
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::start(&bus, db.clone(), metrics.clone());
+        let limits = Limiter::new(
+            settings.rate_limits.clone(),
+            redis.clone(),
+            settings.rate_limit_redis_prefix.clone(),
+        );
         let socket_db = Arc::new(Semaphore::new(
             (settings.database_max_connections as usize * 3 / 4).max(1),
         ));
@@ -66,6 +77,8 @@ impl AppState {
             catalogue,
             hub,
             socket_db,
+            limits,
+            metrics,
         })))
     }
 

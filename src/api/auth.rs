@@ -12,10 +12,11 @@ use super::{ApiTags, responses::Errors, users::Me};
 use crate::{
     accounts,
     auth::{AuthUser, Role, sessions, sessions::RevokeReason},
-    domain::{Email, Password, Username, Validator, checked},
+    domain::{EMAIL_MAX, Email, Password, Username, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},
     error::{ApiError, ErrorCode},
     error_set,
+    limits::{ClientIp, Key, Limit},
     realtime::hub::publish_revoked,
     state::AppState,
 };
@@ -202,9 +203,9 @@ pub enum LogoutResponse {
     Ok(Json<Envelope<Nothing>>),
 }
 
-error_set!(RegisterErrors: 400, 409, 413, 415, 422, 500, 503);
-error_set!(LoginErrors: 400, 401, 403, 413, 415, 422, 500, 503);
-error_set!(RefreshErrors: 400, 401, 413, 415, 500, 503);
+error_set!(RegisterErrors: 400, 409, 413, 415, 422, 429, 500, 503);
+error_set!(LoginErrors: 400, 401, 403, 413, 415, 422, 429, 500, 503);
+error_set!(RefreshErrors: 400, 401, 413, 415, 429, 500, 503);
 error_set!(LogoutErrors: 401, 500, 503);
 
 pub struct AuthApi;
@@ -213,7 +214,8 @@ pub struct AuthApi;
 impl AuthApi {
     /// Register
     ///
-    /// Creates an account and logs it in: answers the user and a token pair.
+    /// Creates an account and logs it in: answers the user and a token pair. Limited per
+    /// client address (`429`).
     #[oai(
         path = "/auth/register",
         method = "post",
@@ -222,21 +224,26 @@ impl AuthApi {
     async fn register(
         &self,
         state: Data<&AppState>,
+        ip: Data<&ClientIp>,
         body: RegisterRequest,
     ) -> Result<SessionResponse, Errors<RegisterErrors>> {
-        Ok(register(&state, body.into_input()).await?)
+        Ok(register(&state, **ip, body.into_input()).await?)
     }
 
     /// Log in
     ///
     /// JSON `{login, password}` (login = username or email), or the OAuth2 password form
     /// (`username`, `password`) used by the prototype and by Swagger UI's "Authorize".
+    /// Attempts are limited per client address and per submitted login, whether that
+    /// account exists or not (`429`).
     #[oai(path = "/auth/login", method = "post", operation_id = "auth_login")]
     async fn login(
         &self,
         state: Data<&AppState>,
+        ip: Data<&ClientIp>,
         body: LoginRequest,
     ) -> Result<LoginResponse, Errors<LoginErrors>> {
+        state.limits.check(Limit::LoginIp, Key::ip(ip.0.0)).await?;
         let (login, password, oauth2) = match body {
             LoginRequest::Json(b) => (b.0.login, b.0.password, false),
             LoginRequest::Form(f) => {
@@ -257,6 +264,13 @@ impl AuthApi {
         let mut v = Validator::new();
         if login.trim().is_empty() {
             v.push(FieldError::new(login_field, "missing", "login is required"));
+        } else if login.chars().count() > EMAIL_MAX {
+            // No username or email is that long: refuse before any lookup or hashing.
+            v.push(FieldError::new(
+                login_field,
+                "too_long",
+                format!("login must be at most {EMAIL_MAX} characters"),
+            ));
         }
         if password.is_empty() {
             v.push(FieldError::new(
@@ -266,6 +280,10 @@ impl AuthApi {
             ));
         }
         v.finish()?;
+        state
+            .limits
+            .check(Limit::LoginName, Key::name(&login))
+            .await?;
         let session = login_with_password(&state, &login, &password).await?;
         let top = oauth2.then(|| session.access_token.clone());
         Ok(LoginResponse::Ok(Json(LoginEnvelope {
@@ -278,16 +296,23 @@ impl AuthApi {
     /// Refresh
     ///
     /// Uses up a refresh token and answers a new pair. A token used twice revokes its whole
-    /// session (`refresh_token_reused`).
+    /// session (`refresh_token_reused`). Limited per client address and per account
+    /// (`429`; the token stays usable).
     #[oai(path = "/auth/refresh", method = "post", operation_id = "auth_refresh")]
     async fn refresh(
         &self,
         state: Data<&AppState>,
+        ip: Data<&ClientIp>,
         body: Json<RefreshInput>,
     ) -> Result<SessionResponse, Errors<RefreshErrors>> {
+        state
+            .limits
+            .check(Limit::RefreshIp, Key::ip(ip.0.0))
+            .await?;
         let rotated = sessions::rotate(
             &state.db,
             &state.bus,
+            &state.limits,
             body.0.refresh_token.trim(),
             state.settings.refresh_token_ttl,
         )
@@ -333,7 +358,12 @@ impl AuthApi {
 }
 
 /// Creates an account and its first session.
-pub async fn register(state: &AppState, input: RegisterInput) -> Result<SessionResponse, ApiError> {
+pub async fn register(
+    state: &AppState,
+    ip: ClientIp,
+    input: RegisterInput,
+) -> Result<SessionResponse, ApiError> {
+    state.limits.check(Limit::RegisterIp, Key::ip(ip.0)).await?;
     let mut v = Validator::new();
     let username = v.check(Username::parse("username", &input.username));
     let email = v.check(Email::parse("email", &input.email));

@@ -23,6 +23,7 @@ use crate::{
     envelope::{Envelope, Nothing},
     error::ApiError,
     error_set,
+    limits::{Key, Limit},
     realtime::frames::MessageData,
     state::AppState,
 };
@@ -375,6 +376,7 @@ pub enum ReadResponse {
 error_set!(ListErrors: 400, 401, 422, 500, 503);
 error_set!(GetErrors: 400, 401, 404, 422, 500, 503);
 error_set!(WriteErrors: 400, 401, 403, 404, 409, 413, 415, 422, 500, 503);
+error_set!(SendErrors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503);
 
 pub struct ConversationsApi;
 
@@ -614,7 +616,8 @@ impl ConversationsApi {
     /// Send a message
     ///
     /// Pushed to every connected device of every member. A repeated `client_msg_id`
-    /// answers the first message (200) instead of sending a twin.
+    /// answers the first message (200) instead of sending a twin. Sends are limited per
+    /// user, over REST and the socket together (`429`).
     #[oai(
         path = "/conversations/:id/messages",
         method = "post",
@@ -626,7 +629,11 @@ impl ConversationsApi {
         auth: AuthUser,
         id: Path<Uuid>,
         body: Json<NewMessage>,
-    ) -> Result<MessageResponse, Errors<WriteErrors>> {
+    ) -> Result<MessageResponse, Errors<SendErrors>> {
+        state
+            .limits
+            .check(Limit::Messages, Key::user(auth.0.id))
+            .await?;
         let (message, created) = store::send(
             &state,
             auth.0.id,

@@ -9,8 +9,10 @@ use std::marker::PhantomData;
 use poem::{IntoResponse, Response};
 use poem_openapi::{
     ApiResponse,
-    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
-    types::Type,
+    registry::{
+        MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+    },
+    types::{ToJSON, Type},
 };
 
 use crate::{envelope::ErrorEnvelope, error::ApiError};
@@ -64,7 +66,7 @@ impl<S: ErrorSet> ApiResponse for Errors<S> {
                     status_range: None,
                     content: vec![MetaMediaType {
                         content_type: "application/json; charset=utf-8",
-                        schema: ErrorEnvelope::schema_ref(),
+                        schema: schema(status),
                     }],
                     headers: headers(status),
                 })
@@ -77,10 +79,25 @@ impl<S: ErrorSet> ApiResponse for Errors<S> {
     }
 }
 
-/// Headers an error answer always carries: a 503 says when to retry.
+/// The envelope; for 429, with an example of its own (the envelope's example is a 422).
+fn schema(status: u16) -> MetaSchemaRef {
+    if status != 429 {
+        return ErrorEnvelope::schema_ref();
+    }
+    let example = ApiError::rate_limited(std::time::Duration::from_secs(42))
+        .into_envelope()
+        .to_json();
+    MetaSchemaRef::Inline(Box::new(MetaSchema {
+        all_of: vec![ErrorEnvelope::schema_ref()],
+        example,
+        ..MetaSchema::ANY
+    }))
+}
+
+/// `Retry-After` on the answers that carry it.
 fn headers(status: u16) -> Vec<MetaHeader> {
     match status {
-        503 => vec![MetaHeader {
+        429 | 503 => vec![MetaHeader {
             name: "Retry-After".into(),
             description: Some("Seconds to wait before retrying.".into()),
             required: true,

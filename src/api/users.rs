@@ -23,6 +23,7 @@ use crate::{
     envelope::{Envelope, FieldError, Nothing},
     error::ApiError,
     error_set,
+    limits::{ClientIp, Key, Limit},
     realtime::hub::publish_revoked,
     state::AppState,
 };
@@ -232,7 +233,7 @@ error_set!(ReadErrors: 401, 500, 503);
 error_set!(LookupErrors: 400, 401, 404, 500, 503);
 error_set!(WriteErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503);
 error_set!(AdminWriteErrors: 400, 401, 403, 404, 413, 415, 422, 500, 503);
-error_set!(PasswordErrors: 400, 401, 413, 415, 422, 500, 503);
+error_set!(PasswordErrors: 400, 401, 413, 415, 422, 429, 500, 503);
 
 pub struct UsersApi;
 
@@ -250,9 +251,10 @@ impl UsersApi {
     async fn register(
         &self,
         state: Data<&AppState>,
+        ip: Data<&ClientIp>,
         body: RegisterRequest,
     ) -> Result<SessionResponse, Errors<RegisterErrors>> {
-        Ok(super::auth::register(&state, body.into_input()).await?)
+        Ok(super::auth::register(&state, **ip, body.into_input()).await?)
     }
 
     /// My profile
@@ -324,7 +326,8 @@ impl UsersApi {
 
     /// Change my password
     ///
-    /// Requires the current password. Every other session ends; this one stays.
+    /// Requires the current password. Every other session ends; this one stays. Attempts
+    /// are limited per client address and per account (`429`).
     #[oai(
         path = "/users/me/password",
         method = "put",
@@ -333,9 +336,18 @@ impl UsersApi {
     async fn change_password(
         &self,
         state: Data<&AppState>,
+        ip: Data<&ClientIp>,
         auth: AuthUser,
         body: Json<ChangePassword>,
     ) -> Result<DoneResponse, Errors<PasswordErrors>> {
+        state
+            .limits
+            .check(Limit::PasswordIp, Key::ip(ip.0.0))
+            .await?;
+        state
+            .limits
+            .check(Limit::PasswordAccount, Key::user(auth.0.id))
+            .await?;
         let mut v = Validator::new();
         let new = v.check(Password::parse("new_password", &body.new_password));
         v.finish()?;

@@ -17,6 +17,7 @@ use super::Role;
 use crate::{
     bus::Bus,
     error::{ApiError, ErrorCode},
+    limits::{Key, Limit, Limiter},
     realtime::hub::publish_revoked,
 };
 
@@ -90,9 +91,12 @@ pub struct Rotated {
 }
 
 /// Uses up `token` and issues the next one of its family.
+/// The owner's refresh limit is checked once the token is claimed: when refused, the
+/// transaction rolls back and the token stays usable.
 pub async fn rotate(
     db: &PgPool,
     bus: &Bus,
+    limits: &Limiter,
     token: &str,
     ttl: Duration,
 ) -> Result<Rotated, ApiError> {
@@ -141,6 +145,9 @@ pub async fn rotate(
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(invalid_refresh)?;
+    limits
+        .check(Limit::RefreshAccount, Key::user(owner.id))
+        .await?;
 
     let next = new_refresh_token();
     sqlx::query!(

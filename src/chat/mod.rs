@@ -19,6 +19,9 @@ pub const DELIVER_TOPIC: &str = "deliver";
 pub struct Delivery {
     pub users: Vec<Uuid>,
     pub frame: ServerFrame,
+    /// When it was published (Unix microseconds), for the fan-out lag metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at_us: Option<i64>,
 }
 
 /// Publishes a committed frame to `users` (every device of each, on every instance).
@@ -26,7 +29,12 @@ pub async fn deliver(bus: &Bus, users: Vec<Uuid>, frame: ServerFrame) {
     if users.is_empty() {
         return;
     }
-    match serde_json::to_string(&Delivery { users, frame }) {
+    let sent_at_us = Some(chrono::Utc::now().timestamp_micros());
+    match serde_json::to_string(&Delivery {
+        users,
+        frame,
+        sent_at_us,
+    }) {
         Ok(payload) => bus.publish(DELIVER_TOPIC, &payload).await,
         Err(err) => tracing::warn!(error = %err, "cannot serialize a frame"),
     }

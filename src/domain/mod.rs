@@ -3,7 +3,7 @@
 mod account;
 mod profile;
 
-pub use account::{Email, Password, Username};
+pub use account::{EMAIL_MAX, Email, Password, Username};
 pub use profile::{Coordinates, ProfileText, Url, radius_metres};
 
 use crate::{envelope::FieldError, error::ApiError};

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    frames::{ClientFrame, PROTOCOL_VERSION, ServerFrame},
+    frames::{ClientFrame, MAX_REF_BYTES, PROTOCOL_VERSION, ServerFrame},
     hub::{Kill, Outgoing, close},
     presence,
 };
@@ -18,6 +18,7 @@ use crate::{
     auth::{CurrentUser, authenticate},
     chat::{self, store},
     error::{ApiError, ErrorCode},
+    limits::{Key, Limit},
     state::AppState,
 };
 
@@ -98,6 +99,39 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
             return;
         }
     };
+    // Each socket opened updates presence: openings are limited per user, and so are the
+    // sockets open at once (counted in PostgreSQL's presence, on every instance).
+    if let Err(err) = state
+        .limits
+        .check(Limit::Connects, Key::user(user.id))
+        .await
+    {
+        too_many(&mut sink, &err).await;
+        return;
+    }
+    let max = state.settings.rate_limits.max_connections_per_user;
+    let announced = match state.socket_db_turn().await {
+        Ok(_turn) => presence::connected(&state, user.id, max).await,
+        Err(err) => Err(err),
+    };
+    let contacts = match announced {
+        Ok(Some(frames)) => frames,
+        Ok(None) => {
+            let mut err = ApiError::new(
+                poem::http::StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::RateLimited,
+                format!("At most {max} sockets may be open at once; close one first."),
+            );
+            err.retry_after = Some(HEARTBEAT.as_secs());
+            too_many(&mut sink, &err).await;
+            return;
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "presence unavailable");
+            state.hub.presence_missed();
+            Vec::new()
+        }
+    };
     let (id, rx, kill) = state.hub.register(user.id, user.session_id);
     let ready = ServerFrame::Ready {
         protocol: PROTOCOL_VERSION,
@@ -111,6 +145,7 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         .is_err()
     {
         state.hub.unregister(user.id, id);
+        presence::disconnected(state, user.id).await;
         return;
     }
     let writer = tokio::spawn(write(
@@ -121,17 +156,7 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         kill.clone(),
         expires_at,
     ));
-    let announced = match state.socket_db_turn().await {
-        Ok(_turn) => presence::connected(&state, user.id).await,
-        Err(err) => Err(err),
-    };
-    match announced {
-        Ok(frames) => frames.iter().for_each(|f| reply(&state, user.id, id, f)),
-        Err(err) => {
-            tracing::warn!(error = %err, "presence unavailable");
-            state.hub.presence_missed();
-        }
-    }
+    contacts.iter().for_each(|f| reply(&state, user.id, id, f));
     read(&state, &user, &mut stream, &kill, id).await;
     kill.close(1000, "closed");
     let _ = writer.await;
@@ -149,6 +174,14 @@ async fn refuse(sink: &mut Sink, code: u16, reason: &str) {
     let _ = sink.close().await;
 }
 
+/// Refuses a socket over the user's limits: an error frame saying when to retry, then 4029.
+async fn too_many(sink: &mut Sink, err: &ApiError) {
+    if let Some(t) = text(&error_frame(None, err)) {
+        let _ = sink.send(Message::Text(t)).await;
+    }
+    refuse(sink, close::TOO_MANY_CONNECTIONS, "too many connections").await;
+}
+
 fn error_frame(reference: Option<String>, err: &ApiError) -> ServerFrame {
     let code = poem_openapi::types::ToJSON::to_json(&err.code)
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -161,6 +194,7 @@ fn error_frame(reference: Option<String>, err: &ApiError) -> ServerFrame {
         reference,
         code,
         message,
+        retry_after: err.retry_after,
     }
 }
 
@@ -201,6 +235,10 @@ async fn read(
             Ok(None) | Ok(Some(Err(_))) => return,
             Ok(Some(Ok(m))) => m,
         };
+        state
+            .metrics
+            .frames_in
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let raw = match message {
             Message::Text(t) => t,
             Message::Close(_) => return,
@@ -215,6 +253,7 @@ async fn read(
                         reference: None,
                         code: "invalid_frame".into(),
                         message: "frames are JSON text".into(),
+                        retry_after: None,
                     },
                 );
                 continue;
@@ -231,11 +270,26 @@ async fn read(
                         reference: None,
                         code: "invalid_frame".into(),
                         message: format!("not a protocol frame: {err}"),
+                        retry_after: None,
                     },
                 );
                 continue;
             }
         };
+        if frame.reference().is_some_and(|r| r.len() > MAX_REF_BYTES) {
+            reply(
+                state,
+                user.id,
+                conn,
+                &ServerFrame::Error {
+                    reference: None,
+                    code: "invalid_frame".into(),
+                    message: format!("ref must be at most {MAX_REF_BYTES} bytes"),
+                    retry_after: None,
+                },
+            );
+            continue;
+        }
         if std::mem::take(&mut first) && !matches!(frame, ClientFrame::Resume { .. }) {
             state.hub.send_to_connection(user.id, conn, Outgoing::Live);
         }
@@ -248,6 +302,7 @@ async fn read(
                     reference: None,
                     code: "already_authenticated".into(),
                     message: "this connection is already authenticated".into(),
+                    retry_after: None,
                 },
             ),
             ClientFrame::Ping { reference } => {
@@ -259,6 +314,16 @@ async fn read(
                 body,
                 client_msg_id,
             } => {
+                // Shared with REST sends, so through Redis when configured: a send costs a
+                // PostgreSQL transaction anyway, one more round trip is small beside it.
+                if let Err(err) = state
+                    .limits
+                    .check(Limit::Messages, Key::user(user.id))
+                    .await
+                {
+                    reply(state, user.id, conn, &error_frame(Some(reference), &err));
+                    continue;
+                }
                 let sent = match state.socket_db_turn().await {
                     Ok(_turn) => {
                         store::send(
@@ -296,6 +361,12 @@ async fn read(
                     .get(&conversation_id)
                     .is_some_and(|t| now.duration_since(*t) < TYPING_EVERY)
                 {
+                    continue;
+                }
+                // Per process only, no Redis round trip per typing frame (README, "Rate
+                // limits"): typing is ephemeral and cheap to drop.
+                if let Err(err) = state.limits.check_local(Limit::Typing, Key::user(user.id)) {
+                    reply(state, user.id, conn, &error_frame(None, &err));
                     continue;
                 }
                 typing_at.insert(conversation_id, now);

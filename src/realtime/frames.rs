@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest `ref` a client may choose (it is echoed back).
+pub const MAX_REF_BYTES: usize = 128;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UserRef {
@@ -64,6 +66,9 @@ pub enum ServerFrame {
         reference: Option<String>,
         code: String,
         message: String,
+        /// With `rate_limited`: seconds to wait before sending that kind of frame again.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        retry_after: Option<u64>,
     },
     #[serde(rename = "message.created")]
     MessageCreated {
@@ -194,6 +199,17 @@ impl ServerFrame {
                 seq,
                 ..
             } => Some((*conversation_id, *seq)),
+            _ => None,
+        }
+    }
+}
+
+impl ClientFrame {
+    /// The client-chosen `ref`, when the frame has one.
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            Self::Send { reference, .. } => Some(reference),
+            Self::Ping { reference } => reference.as_deref(),
             _ => None,
         }
     }

@@ -24,6 +24,7 @@ use super::frames::ServerFrame;
 use crate::{
     bus::{Bus, BusEvent},
     chat::{DELIVER_TOPIC, Delivery},
+    metrics::Metrics,
     notifications,
 };
 
@@ -43,6 +44,8 @@ pub mod close {
     pub const SESSION_REVOKED: u16 = 4004;
     pub const SLOW_CONSUMER: u16 = 4008;
     pub const HEARTBEAT_TIMEOUT: u16 = 4009;
+    /// Too many sockets open, or opened too often, for this user.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4029;
 }
 
 /// What a connection's writer receives.
@@ -114,11 +117,12 @@ struct Inner {
     /// A presence count could not be recorded (database unreachable): the next upkeep
     /// round rewrites this instance's counts.
     presence_missed: AtomicBool,
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
     /// Starts the dispatcher (bus → connections) and the periodic session check.
-    pub fn start(bus: &Bus, db: PgPool) -> Self {
+    pub fn start(bus: &Bus, db: PgPool, metrics: Arc<Metrics>) -> Self {
         let hub = Self {
             inner: Arc::new(Inner {
                 instance: Uuid::new_v4(),
@@ -127,6 +131,7 @@ impl Hub {
                 shutdown: CancellationToken::new(),
                 counters: Counters::default(),
                 presence_missed: Default::default(),
+                metrics,
             }),
         };
         let mut events = bus.subscribe();
@@ -217,15 +222,24 @@ impl Hub {
     /// Queues an item for one connection (answers to its own requests, resume).
     pub fn send_to_connection(&self, user: Uuid, id: u64, item: Outgoing) {
         let conns = self.read();
-        if let Some(c) = conns.get(&user).into_iter().flatten().find(|c| c.id == id)
-            && let Err(mpsc::error::TrySendError::Full(_)) = c.tx.try_send(item)
-        {
-            self.inner
-                .counters
-                .slow_consumers
-                .fetch_add(1, Ordering::Relaxed);
-            c.kill
-                .close(close::SLOW_CONSUMER, "too slow: frames were piling up");
+        if let Some(c) = conns.get(&user).into_iter().flatten().find(|c| c.id == id) {
+            match c.tx.try_send(item) {
+                Ok(()) => {
+                    self.inner
+                        .counters
+                        .frames_out
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.inner
+                        .counters
+                        .slow_consumers
+                        .fetch_add(1, Ordering::Relaxed);
+                    c.kill
+                        .close(close::SLOW_CONSUMER, "too slow: frames were piling up");
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
         }
     }
 
@@ -275,7 +289,14 @@ impl Hub {
         match topic {
             DELIVER_TOPIC => match serde_json::from_str::<Delivery>(payload) {
                 Ok(d) => match serde_json::to_string(&d.frame) {
-                    Ok(text) => self.send_local(&d.users, d.frame.event_seq(), &Arc::from(text)),
+                    Ok(text) => {
+                        self.send_local(&d.users, d.frame.event_seq(), &Arc::from(text));
+                        if let Some(sent) = d.sent_at_us {
+                            let lag = chrono::Utc::now().timestamp_micros() - sent;
+                            let lag = Duration::from_micros(u64::try_from(lag).unwrap_or(0));
+                            self.inner.metrics.fanout_lag.observe(lag);
+                        }
+                    }
                     Err(err) => tracing::warn!(error = %err, "cannot serialize a frame"),
                 },
                 Err(err) => tracing::warn!(error = %err, "bad delivery on the bus"),

@@ -125,7 +125,15 @@ async fn contacts(db: &PgPool, user: Uuid) -> Result<Vec<Uuid>, ApiError> {
 
 /// A socket opened: count it, tell contacts if the user just came online, and answer the
 /// contacts' presence to this socket.
-pub async fn connected(state: &AppState, user: Uuid) -> Result<Vec<ServerFrame>, ApiError> {
+///
+/// `None` when the user would have more than `max` sockets open on every instance together
+/// (0 = no limit): the socket is uncounted and must be refused. Counting first and checking
+/// after means concurrent openings can only both be refused, never both let through.
+pub async fn connected(
+    state: &AppState,
+    user: Uuid,
+    max: u32,
+) -> Result<Option<Vec<ServerFrame>>, ApiError> {
     let instance = state.hub.instance();
     sqlx::query!(
         "INSERT INTO presence (user_id, instance_id, connections) VALUES ($1, $2, 1)
@@ -135,6 +143,10 @@ pub async fn connected(state: &AppState, user: Uuid) -> Result<Vec<ServerFrame>,
     )
     .execute(&state.db)
     .await?;
+    if max > 0 && online_count(&state.db, user).await? > i64::from(max) {
+        uncount(state, user).await?;
+        return Ok(None);
+    }
     let people = contacts(&state.db, user).await?;
     let newly_online = sqlx::query!(
         "UPDATE users SET online_announced = true WHERE id = $1 AND NOT online_announced",
@@ -163,41 +175,46 @@ pub async fn connected(state: &AppState, user: Uuid) -> Result<Vec<ServerFrame>,
     )
     .fetch_all(&state.db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| ServerFrame::Presence {
-            user_id: r.id,
-            status: if r.online { "online" } else { "offline" }.into(),
-            last_seen_at: if r.online { None } else { r.last_seen_at },
-        })
-        .collect())
+    Ok(Some(
+        rows.into_iter()
+            .map(|r| ServerFrame::Presence {
+                user_id: r.id,
+                status: if r.online { "online" } else { "offline" }.into(),
+                last_seen_at: if r.online { None } else { r.last_seen_at },
+            })
+            .collect(),
+    ))
+}
+
+/// Takes one socket off this instance's count.
+async fn uncount(state: &AppState, user: Uuid) -> Result<(), ApiError> {
+    let instance = state.hub.instance();
+    // Decrement first (concurrent closes serialise on the row), then drop empty rows.
+    sqlx::query!(
+        "UPDATE presence SET connections = connections - 1 WHERE user_id = $1 AND instance_id = $2",
+        user,
+        instance
+    )
+    .execute(&state.db)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM presence WHERE user_id = $1 AND instance_id = $2 AND connections <= 0",
+        user,
+        instance
+    )
+    .execute(&state.db)
+    .await?;
+    Ok(())
 }
 
 /// A socket closed: uncount it; after a short delay, if none of the user's sockets is
 /// open anywhere, record the time and tell contacts.
 pub async fn disconnected(state: AppState, user: Uuid) {
-    let instance = state.hub.instance();
-    // Decrement first (concurrent closes serialise on the row), then drop empty rows.
-    let result = async {
-        let _turn = state.socket_db_turn().await?;
-        sqlx::query!(
-            "UPDATE presence SET connections = connections - 1 WHERE user_id = $1 AND instance_id = $2",
-            user,
-            instance
-        )
-        .execute(&state.db)
-        .await?;
-        sqlx::query!(
-            "DELETE FROM presence WHERE user_id = $1 AND instance_id = $2 AND connections <= 0",
-            user,
-            instance
-        )
-        .execute(&state.db)
-        .await?;
-        Ok::<_, ApiError>(())
-    }
-    .await;
-    if let Err(err) = result {
+    let uncounted = match state.socket_db_turn().await {
+        Ok(_turn) => uncount(&state, user).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = uncounted {
         tracing::warn!(error = %err, "presence update failed");
         state.hub.presence_missed();
         return;

@@ -132,7 +132,11 @@ pub fn check_spec(spec: &Value) {
                         "{name}: 503 documents Retry-After"
                     );
                 }
-                let schema = &resp["content"]["application/json; charset=utf-8"]["schema"]["$ref"];
+                let schema = &resp["content"]["application/json; charset=utf-8"]["schema"];
+                // 429 wraps the envelope in `allOf` to carry an example of its own.
+                let schema = schema["$ref"]
+                    .as_str()
+                    .map_or(&schema["allOf"][0]["$ref"], |_| &schema["$ref"]);
                 let schema = schema
                     .as_str()
                     .unwrap_or_else(|| panic!("{name} {status}: JSON schema"));

@@ -9,6 +9,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::oneshot;
 use tunelink::{
     config::{AppEnv, LogFormat, Secret, Settings},
+    limits::RateLimits,
     startup::Application,
 };
 use uuid::Uuid;
@@ -39,6 +40,12 @@ pub fn test_settings_on(postgres: &str, database: &str) -> Settings {
         max_body_bytes: 64 * 1024,
         log_format: LogFormat::Pretty,
         shutdown_grace: Duration::from_secs(1),
+        rate_limits: RateLimits::default(),
+        // Tests share the machine's Redis: each deployment (database) counts on its own.
+        rate_limit_redis_prefix: format!("tunelink-test:{database}:rl:"),
+        trusted_proxies: Default::default(),
+        allowed_origins: Vec::new(),
+        metrics_token: None,
     }
 }
 

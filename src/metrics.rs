@@ -1,0 +1,457 @@
+//! Prometheus metrics at `GET /metrics` (text format 0.0.4), written by hand: a few
+//! counters and fixed-bucket histograms made of atomics need no crate.
+//!
+//! The socket's numbers are the hub's atomic counters, read at scrape time; the fan-out lag
+//! is one histogram observation per bus message (not per recipient), all atomics. HTTP
+//! requests are counted per method, route template (`/api/v1/events/:id`, never the raw
+//! path, so ids do not become labels) and status; unmatched paths share one `unmatched`
+//! route. Pools are read when scraped.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Write,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use poem::{
+    Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, handler,
+    http::{Method, StatusCode},
+    web::Data,
+};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    error::{ApiError, ErrorCode},
+    state::AppState,
+};
+
+/// Latency buckets for HTTP requests, in seconds.
+const HTTP_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Buckets for the time from publishing a frame to handing it to local sockets, in seconds.
+const LAG_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A histogram of fixed buckets; observing is a few relaxed atomic adds.
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// One per bound, plus `+Inf`; not cumulative (summed when written).
+    counts: Box<[AtomicU64]>,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: Duration) {
+        let secs = value.as_secs_f64();
+        let slot = self
+            .bounds
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(self.bounds.len());
+        if let Some(c) = self.counts.get(slot) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros
+            .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut total = 0;
+        for (i, bound) in self.bounds.iter().enumerate() {
+            total += self.counts.get(i).map_or(0, |c| c.load(Ordering::Relaxed));
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {total}");
+        }
+        total += self
+            .counts
+            .get(self.bounds.len())
+            .map_or(0, |c| c.load(Ordering::Relaxed));
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {total}");
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let braces = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                format!("{{{s}}}")
+            }
+        };
+        let _ = writeln!(out, "{name}_sum{} {sum}", braces(labels));
+        let _ = writeln!(out, "{name}_count{} {total}", braces(labels));
+    }
+}
+
+/// Method and route template.
+type RouteKey = (Method, Arc<str>);
+
+struct RouteStats {
+    latency: Histogram,
+    statuses: Mutex<BTreeMap<u16, u64>>,
+}
+
+/// The process's metrics that are not read from elsewhere at scrape time.
+pub struct Metrics {
+    /// poem's route patterns (`/api/v1/events/:param0`) → the documented paths
+    /// (`/api/v1/events/{id}`).
+    names: HashMap<String, Arc<str>>,
+    routes: RwLock<HashMap<RouteKey, Arc<RouteStats>>>,
+    /// Publish → local fan-out, per bus message.
+    pub fanout_lag: Histogram,
+    /// Client frames read from sockets.
+    pub frames_in: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            names: documented_paths(),
+            routes: RwLock::new(HashMap::new()),
+            fanout_lag: Histogram::new(LAG_BUCKETS),
+            frames_in: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    fn record(
+        &self,
+        method: &Method,
+        route: Option<&PathPattern>,
+        status: StatusCode,
+        took: Duration,
+    ) {
+        let route: Arc<str> = match route.map(|p| p.0.as_ref()) {
+            None | Some("" | "/") => Arc::from("unmatched"),
+            Some(pattern) => self
+                .names
+                .get(pattern)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(pattern)),
+        };
+        let key = (method.clone(), route);
+        let found = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let stats = match found {
+            Some(s) => s,
+            None => self
+                .routes
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key)
+                .or_insert_with(|| {
+                    Arc::new(RouteStats {
+                        latency: Histogram::new(HTTP_BUCKETS),
+                        statuses: Mutex::new(BTreeMap::new()),
+                    })
+                })
+                .clone(),
+        };
+        stats.latency.observe(took);
+        *stats
+            .statuses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(status.as_u16())
+            .or_default() += 1;
+    }
+
+    /// Every family, in the text format.
+    pub fn render(&self, state: &AppState) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let routes: Vec<_> = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut routes = routes;
+        routes.sort_by(|a, b| {
+            (a.0.1.as_ref(), a.0.0.as_str()).cmp(&(b.0.1.as_ref(), b.0.0.as_str()))
+        });
+
+        family(
+            &mut out,
+            "tunelink_http_requests_total",
+            "counter",
+            "HTTP requests by method, route template and status.",
+        );
+        for ((method, route), stats) in &routes {
+            let statuses = stats
+                .statuses
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for (status, n) in statuses {
+                let _ = writeln!(
+                    out,
+                    "tunelink_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
+        }
+        family(
+            &mut out,
+            "tunelink_http_request_duration_seconds",
+            "histogram",
+            "HTTP request latency by method and route template.",
+        );
+        for ((method, route), stats) in &routes {
+            let labels = format!("method=\"{method}\",route=\"{}\"", escape(route));
+            stats
+                .latency
+                .write(&mut out, "tunelink_http_request_duration_seconds", &labels);
+        }
+
+        let hub = state.hub.counters();
+        let gauge = |out: &mut String, name: &str, kind: &str, help: &str, value: u64| {
+            family(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        };
+        gauge(
+            &mut out,
+            "tunelink_ws_connections",
+            "gauge",
+            "WebSocket connections open on this instance.",
+            hub.open.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tunelink_ws_frames_in_total",
+            "counter",
+            "Frames received from clients.",
+            self.frames_in.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tunelink_ws_frames_out_total",
+            "counter",
+            "Frames queued to clients' sockets.",
+            hub.frames_out.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tunelink_ws_slow_consumer_disconnects_total",
+            "counter",
+            "Sockets closed because their queue was full (4008).",
+            hub.slow_consumers.load(Ordering::Relaxed),
+        );
+        family(
+            &mut out,
+            "tunelink_ws_fanout_lag_seconds",
+            "histogram",
+            "Time from publishing a frame to handing it to this instance's sockets.",
+        );
+        self.fanout_lag
+            .write(&mut out, "tunelink_ws_fanout_lag_seconds", "");
+
+        family(
+            &mut out,
+            "tunelink_rate_limited_total",
+            "counter",
+            "Requests and frames refused by a rate limit, by limit.",
+        );
+        for (limit, n) in state.limits.rejected() {
+            let _ = writeln!(
+                out,
+                "tunelink_rate_limited_total{{limit=\"{}\"}} {n}",
+                limit.name()
+            );
+        }
+
+        let size = u64::from(state.db.size());
+        let idle = state.db.num_idle() as u64;
+        family(
+            &mut out,
+            "tunelink_db_pool_connections",
+            "gauge",
+            "PostgreSQL pool connections by state.",
+        );
+        let _ = writeln!(out, "tunelink_db_pool_connections{{state=\"idle\"}} {idle}");
+        let _ = writeln!(
+            out,
+            "tunelink_db_pool_connections{{state=\"in_use\"}} {}",
+            size.saturating_sub(idle)
+        );
+        gauge(
+            &mut out,
+            "tunelink_db_pool_max_connections",
+            "gauge",
+            "PostgreSQL pool size limit.",
+            u64::from(state.settings.database_max_connections),
+        );
+
+        if let Some(redis) = &state.redis {
+            let s = redis.status();
+            family(
+                &mut out,
+                "tunelink_redis_pool_connections",
+                "gauge",
+                "Redis pool connections by state.",
+            );
+            let _ = writeln!(
+                out,
+                "tunelink_redis_pool_connections{{state=\"idle\"}} {}",
+                s.available
+            );
+            let _ = writeln!(
+                out,
+                "tunelink_redis_pool_connections{{state=\"in_use\"}} {}",
+                s.size.saturating_sub(s.available)
+            );
+            gauge(
+                &mut out,
+                "tunelink_redis_pool_max_connections",
+                "gauge",
+                "Redis pool size limit.",
+                s.max_size as u64,
+            );
+            gauge(
+                &mut out,
+                "tunelink_redis_pool_waiting",
+                "gauge",
+                "Tasks waiting for a Redis connection.",
+                s.waiting as u64,
+            );
+        }
+        out
+    }
+}
+
+/// The OpenAPI document's paths, keyed by the pattern poem-openapi routes them with (its
+/// parameters become `:param0`, `:param1`… in order).
+fn documented_paths() -> HashMap<String, Arc<str>> {
+    let spec: serde_json::Value =
+        serde_json::from_str(&crate::api::spec_json()).unwrap_or_default();
+    let Some(paths) = spec["paths"].as_object() else {
+        return HashMap::new();
+    };
+    paths
+        .keys()
+        .map(|documented| {
+            let mut pattern = String::with_capacity(documented.len());
+            let mut index = 0;
+            for segment in documented.split('/').skip(1) {
+                pattern.push('/');
+                if segment.starts_with('{') && segment.ends_with('}') {
+                    let _ = write!(pattern, ":param{index}");
+                    index += 1;
+                } else {
+                    pattern.push_str(segment);
+                }
+            }
+            (pattern, Arc::from(documented.as_str()))
+        })
+        .collect()
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Records every request (the innermost matched route template comes back on the answer).
+pub struct Metered(pub Arc<Metrics>);
+
+impl<E: Endpoint> Middleware<E> for Metered {
+    type Output = MeteredEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        MeteredEndpoint {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+pub struct MeteredEndpoint<E> {
+    inner: E,
+    metrics: Arc<Metrics>,
+}
+
+impl<E: Endpoint> Endpoint for MeteredEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let method = req.method().clone();
+        let started = Instant::now();
+        let result = self.inner.call(req).await.map(IntoResponse::into_response);
+        let took = started.elapsed();
+        match &result {
+            Ok(resp) => self
+                .metrics
+                .record(&method, resp.data(), resp.status(), took),
+            Err(err) => self.metrics.record(&method, err.data(), err.status(), took),
+        }
+        result
+    }
+}
+
+/// `GET /metrics`; with `METRICS_TOKEN` set, only for `Authorization: Bearer <token>`.
+#[handler]
+pub fn serve(req: &Request, state: Data<&AppState>) -> Response {
+    if let Some(token) = &state.settings.metrics_token {
+        let sent = req
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        // Compare digests, so that timing tells nothing about the token.
+        if Sha256::digest(sent.as_bytes()) != Sha256::digest(token.expose().as_bytes()) {
+            return ApiError::unauthorized(
+                ErrorCode::Unauthenticated,
+                "Send `Authorization: Bearer <METRICS_TOKEN>`.",
+            )
+            .to_response();
+        }
+    }
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_with_sum_and_count() {
+        let h = Histogram::new(&[0.01, 0.1]);
+        h.observe(Duration::from_millis(5));
+        h.observe(Duration::from_millis(50));
+        h.observe(Duration::from_secs(1));
+        let mut out = String::new();
+        h.write(&mut out, "x", "a=\"b\"");
+        assert_eq!(
+            out,
+            "x_bucket{a=\"b\",le=\"0.01\"} 1\nx_bucket{a=\"b\",le=\"0.1\"} 2\n\
+             x_bucket{a=\"b\",le=\"+Inf\"} 3\nx_sum{a=\"b\"} 1.055\nx_count{a=\"b\"} 3\n"
+        );
+        let mut bare = String::new();
+        h.write(&mut bare, "y", "");
+        assert!(bare.contains("y_bucket{le=\"+Inf\"} 3\ny_sum 1.055\ny_count 3\n"));
+    }
+}
