@@ -72,7 +72,7 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         return;
     };
     let checked = match state.socket_db_turn().await {
-        Ok(_turn) => authenticate(&state, &token).await,
+        Ok(_turn) => Box::pin(authenticate(&state, &token)).await,
         Err(err) => Err(err),
     };
     let (user, expires_at) = match checked {
@@ -101,17 +101,13 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
     };
     // Each socket opened updates presence: openings are limited per user, and so are the
     // sockets open at once (counted in PostgreSQL's presence, on every instance).
-    if let Err(err) = state
-        .limits
-        .check(Limit::Connects, Key::user(user.id))
-        .await
-    {
+    if let Err(err) = Box::pin(state.limits.check(Limit::Connects, Key::user(user.id))).await {
         too_many(&mut sink, &err).await;
         return;
     }
     let max = state.settings.rate_limits.max_connections_per_user;
     let announced = match state.socket_db_turn().await {
-        Ok(_turn) => presence::connected(&state, user.id, max).await,
+        Ok(_turn) => Box::pin(presence::connected(&state, user.id, max)).await,
         Err(err) => Err(err),
     };
     let contacts = match announced {
@@ -145,7 +141,7 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         .is_err()
     {
         state.hub.unregister(user.id, id);
-        presence::disconnected(state, user.id).await;
+        Box::pin(presence::disconnected(state, user.id)).await;
         return;
     }
     let writer = tokio::spawn(write(
@@ -161,7 +157,7 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
     kill.close(1000, "closed");
     let _ = writer.await;
     state.hub.unregister(user.id, id);
-    presence::disconnected(state, user.id).await;
+    Box::pin(presence::disconnected(state, user.id)).await;
 }
 
 async fn refuse(sink: &mut Sink, code: u16, reason: &str) {
@@ -316,23 +312,21 @@ async fn read(
             } => {
                 // Shared with REST sends, so through Redis when configured: a send costs a
                 // PostgreSQL transaction anyway, one more round trip is small beside it.
-                if let Err(err) = state
-                    .limits
-                    .check(Limit::Messages, Key::user(user.id))
-                    .await
+                if let Err(err) =
+                    Box::pin(state.limits.check(Limit::Messages, Key::user(user.id))).await
                 {
                     reply(state, user.id, conn, &error_frame(Some(reference), &err));
                     continue;
                 }
                 let sent = match state.socket_db_turn().await {
                     Ok(_turn) => {
-                        store::send(
+                        Box::pin(store::send(
                             state,
                             user.id,
                             conversation_id,
                             &body,
                             client_msg_id.as_deref(),
-                        )
+                        ))
                         .await
                     }
                     Err(err) => Err(err),
@@ -348,7 +342,9 @@ async fn read(
                 seq,
             } => {
                 let marked = match state.socket_db_turn().await {
-                    Ok(_turn) => store::mark_read(state, user.id, conversation_id, seq).await,
+                    Ok(_turn) => {
+                        Box::pin(store::mark_read(state, user.id, conversation_id, seq)).await
+                    }
                     Err(err) => Err(err),
                 };
                 if let Err(err) = marked {
@@ -371,7 +367,7 @@ async fn read(
                 }
                 typing_at.insert(conversation_id, now);
                 let members = match state.socket_db_turn().await {
-                    Ok(_turn) => store::members(&state.db, conversation_id).await,
+                    Ok(_turn) => Box::pin(store::members(&state.db, conversation_id)).await,
                     Err(err) => Err(err),
                 };
                 match members {
@@ -385,7 +381,7 @@ async fn read(
                             conversation_id,
                             user_id: user.id,
                         };
-                        chat::deliver(&state.bus, others, frame).await;
+                        Box::pin(chat::deliver(&state.bus, others, frame)).await;
                     }
                     Ok(_) => reply(
                         state,
@@ -487,7 +483,7 @@ async fn dispatch(
             true
         }
         (Some(_), Outgoing::Resume(known)) => {
-            resume(state, user, sink, positions, known).await
+            Box::pin(resume(state, user, sink, positions, known)).await
                 && release(state, user, sink, positions, held).await
         }
         (Some(_), Outgoing::Live) => release(state, user, sink, positions, held).await,
@@ -530,7 +526,7 @@ async fn handle(
         } => match positions.get(&conversation).copied() {
             Some(sent) if seq <= sent.last => true,
             Some(sent) if seq > sent.last + 1 => {
-                catch_up(state, sink, positions, conversation, sent.last).await
+                Box::pin(catch_up(state, sink, positions, conversation, sent.last)).await
             }
             _ => {
                 positions
@@ -543,7 +539,7 @@ async fn handle(
                 sink.feed(Message::Text(text.to_string())).await.is_ok()
             }
         },
-        Outgoing::Resume(known) => resume(state, user, sink, positions, known).await,
+        Outgoing::Resume(known) => Box::pin(resume(state, user, sink, positions, known)).await,
         Outgoing::Live => true,
     }
 }
