@@ -82,9 +82,18 @@ impl AppState {
         })))
     }
 
-    /// A turn to use the database for socket work; hold it for the queries only, never
-    /// while writing to a socket.
-    pub async fn socket_db_turn(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+    /// Runs socket work that uses the database once it is its turn (never hold a turn
+    /// while writing to a socket).
+    pub async fn with_socket_db<T>(
+        &self,
+        work: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let _turn = self.socket_db_turn().await?;
+        work.await
+    }
+
+    /// A turn to use the database for socket work.
+    async fn socket_db_turn(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         // Sockets wait their turn a little longer than requests wait for a connection: the
         // queue is fair, and a refused socket only comes back to queue again.
         let wait = self.settings.database_acquire_timeout.max(SOCKET_DB_WAIT);

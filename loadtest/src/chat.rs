@@ -6,7 +6,6 @@
 use std::{
     borrow::Cow,
     collections::{BTreeMap, BTreeSet, HashMap},
-    net::IpAddr,
     path::PathBuf,
     sync::{
         Arc, Mutex,
@@ -28,7 +27,7 @@ use uuid::Uuid;
 
 use crate::{
     fixture::Fixture,
-    report::{self, Latency},
+    report::{self, Latency, count},
     socket::{self, Endpoints, Socket},
 };
 
@@ -37,20 +36,8 @@ const BODY_PREFIX: &str = "load ";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Written by `tunelink load-fixture` (with `--group-size`: 2 for direct messages).
-    #[arg(long, default_value = "fixture.json")]
-    pub fixture: PathBuf,
-    /// Server URLs (repeat, or separate with commas): each conversation's members are
-    /// spread over them.
-    #[arg(
-        long = "url",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub urls: Vec<String>,
-    /// Local addresses to connect from, round robin.
-    #[arg(long = "source", value_delimiter = ',')]
-    pub sources: Vec<IpAddr>,
+    #[command(flatten)]
+    pub servers: socket::Servers,
     /// Use only the first N conversations of the fixture.
     #[arg(long)]
     pub conversations: Option<usize>,
@@ -210,12 +197,6 @@ struct Shared {
     dropped: Mutex<BTreeMap<String, u64>>,
 }
 
-fn count(map: &Mutex<BTreeMap<String, u64>>, key: String) {
-    if let Ok(mut m) = map.lock() {
-        *m.entry(key).or_default() += 1;
-    }
-}
-
 fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -275,7 +256,7 @@ struct Refused<'a> {
 
 /// Reads the fixture, runs, prints the summary and writes the JSON results.
 pub async fn main(args: Args) -> anyhow::Result<()> {
-    let fixture = Fixture::load(&args.fixture)?;
+    let fixture = Fixture::load(&args.servers.fixture)?;
     let r = run(&fixture, &args).await?;
     println!(
         "chat: {} conversations, {} members connected of {} over {} server(s)\n\
@@ -348,7 +329,7 @@ pub async fn run(fixture: &Fixture, args: &Args) -> anyhow::Result<Results> {
         .map(|(slot, &user)| (user, slot))
         .collect();
     socket::ensure_fd_room(participants.len())?;
-    let endpoints = Endpoints::resolve(&args.urls, &args.sources).await?;
+    let endpoints = args.servers.endpoints().await?;
     let shared = Arc::new(Shared {
         index: conversations
             .iter()

@@ -3,7 +3,6 @@
 
 use std::{
     collections::BTreeMap,
-    net::IpAddr,
     path::PathBuf,
     sync::{
         Arc, Mutex,
@@ -20,26 +19,14 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     fixture::Fixture,
-    report::{self, Latency},
-    socket::{self, Endpoints},
+    report::{self, Latency, count},
+    socket,
 };
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Written by `tunelink load-fixture`.
-    #[arg(long, default_value = "fixture.json")]
-    pub fixture: PathBuf,
-    /// Server URLs (repeat, or separate with commas): sockets are spread over them.
-    #[arg(
-        long = "url",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub urls: Vec<String>,
-    /// Local addresses to connect from, round robin (e.g. 127.0.0.2,127.0.0.3): each gives
-    /// about 28,000 ports per server.
-    #[arg(long = "source", value_delimiter = ',')]
-    pub sources: Vec<IpAddr>,
+    #[command(flatten)]
+    pub servers: socket::Servers,
     /// First fixture user to connect: several processes can share one fixture.
     #[arg(long, default_value_t = 0)]
     pub offset: usize,
@@ -95,12 +82,6 @@ struct Tally {
     drops: Mutex<BTreeMap<String, u64>>,
 }
 
-fn count(map: &Mutex<BTreeMap<String, u64>>, key: String) {
-    if let Ok(mut m) = map.lock() {
-        *m.entry(key).or_default() += 1;
-    }
-}
-
 fn memory(pids: &[u32]) -> Option<u64> {
     if pids.is_empty() {
         return None;
@@ -110,7 +91,7 @@ fn memory(pids: &[u32]) -> Option<u64> {
 
 /// Reads the fixture, runs, prints the summary and writes the JSON results.
 pub async fn main(args: Args) -> anyhow::Result<()> {
-    let fixture = Fixture::load(&args.fixture)?;
+    let fixture = Fixture::load(&args.servers.fixture)?;
     let results = run(&fixture, &args).await?;
     println!(
         "connect: {} sockets over {} server(s): {} connected, {} failed {:?}, {} dropped {:?}\n\
@@ -155,7 +136,7 @@ pub async fn run(fixture: &Fixture, args: &Args) -> anyhow::Result<Results> {
         bail!("--ramp must be positive");
     }
     socket::ensure_fd_room(n)?;
-    let endpoints = Endpoints::resolve(&args.urls, &args.sources).await?;
+    let endpoints = args.servers.endpoints().await?;
     let tally = Arc::new(Tally::default());
     let handshakes = Arc::new(Mutex::new(report::histogram()));
     let (stop_tx, stop) = watch::channel(false);

@@ -1,6 +1,6 @@
 //! Latency histograms and the summary (printed, and written as JSON).
 
-use std::{path::Path, time::Duration};
+use std::{collections::BTreeMap, path::Path, sync::Mutex, time::Duration};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -45,4 +45,11 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     std::fs::write(path, serde_json::to_vec_pretty(value)?)?;
     println!("results written to {}", path.display());
     Ok(())
+}
+
+/// Counts one more `key` (a failure reason, an error code).
+pub fn count(map: &Mutex<BTreeMap<String, u64>>, key: String) {
+    if let Ok(mut m) = map.lock() {
+        *m.entry(key).or_default() += 1;
+    }
 }

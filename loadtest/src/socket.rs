@@ -20,6 +20,32 @@ use tokio_tungstenite::{
 
 pub type Socket = WebSocketStream<TcpStream>;
 
+/// Where the sockets go, and whose they are: shared by the socket scenarios.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Servers {
+    /// Written by `tunelink load-fixture`.
+    #[arg(long, default_value = "fixture.json")]
+    pub fixture: std::path::PathBuf,
+    /// Server URLs (repeat, or separate with commas): sockets are spread over them, round
+    /// robin, so each conversation has members on every server.
+    #[arg(
+        long = "url",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub urls: Vec<String>,
+    /// Local addresses to connect from, round robin (e.g. 127.0.0.2,127.0.0.3): each gives
+    /// about 28,000 ports per server.
+    #[arg(long = "source", value_delimiter = ',')]
+    pub sources: Vec<IpAddr>,
+}
+
+impl Servers {
+    pub async fn endpoints(&self) -> anyhow::Result<Endpoints> {
+        Endpoints::resolve(&self.urls, &self.sources).await
+    }
+}
+
 /// How long a socket may take from TCP connect to the server's `ready` frame.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 

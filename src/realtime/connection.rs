@@ -71,10 +71,9 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         .await;
         return;
     };
-    let checked = match state.socket_db_turn().await {
-        Ok(_turn) => Box::pin(authenticate(&state, &token)).await,
-        Err(err) => Err(err),
-    };
+    let checked = state
+        .with_socket_db(Box::pin(authenticate(&state, &token)))
+        .await;
     let (user, expires_at) = match checked {
         Ok(user) => {
             let exp = state.tokens.verify(&token).map(|c| c.exp).unwrap_or(0);
@@ -106,10 +105,9 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         return;
     }
     let max = state.settings.rate_limits.max_connections_per_user;
-    let announced = match state.socket_db_turn().await {
-        Ok(_turn) => Box::pin(presence::connected(&state, user.id, max)).await,
-        Err(err) => Err(err),
-    };
+    let announced = state
+        .with_socket_db(Box::pin(presence::connected(&state, user.id, max)))
+        .await;
     let contacts = match announced {
         Ok(Some(frames)) => frames,
         Ok(None) => {
@@ -318,19 +316,15 @@ async fn read(
                     reply(state, user.id, conn, &error_frame(Some(reference), &err));
                     continue;
                 }
-                let sent = match state.socket_db_turn().await {
-                    Ok(_turn) => {
-                        Box::pin(store::send(
-                            state,
-                            user.id,
-                            conversation_id,
-                            &body,
-                            client_msg_id.as_deref(),
-                        ))
-                        .await
-                    }
-                    Err(err) => Err(err),
-                };
+                let sent = state
+                    .with_socket_db(Box::pin(store::send(
+                        state,
+                        user.id,
+                        conversation_id,
+                        &body,
+                        client_msg_id.as_deref(),
+                    )))
+                    .await;
                 let answer = match sent {
                     Ok((message, _)) => ServerFrame::Ack { reference, message },
                     Err(err) => error_frame(Some(reference), &err),
@@ -341,12 +335,14 @@ async fn read(
                 conversation_id,
                 seq,
             } => {
-                let marked = match state.socket_db_turn().await {
-                    Ok(_turn) => {
-                        Box::pin(store::mark_read(state, user.id, conversation_id, seq)).await
-                    }
-                    Err(err) => Err(err),
-                };
+                let marked = state
+                    .with_socket_db(Box::pin(store::mark_read(
+                        state,
+                        user.id,
+                        conversation_id,
+                        seq,
+                    )))
+                    .await;
                 if let Err(err) = marked {
                     reply(state, user.id, conn, &error_frame(None, &err));
                 }
@@ -366,10 +362,9 @@ async fn read(
                     continue;
                 }
                 typing_at.insert(conversation_id, now);
-                let members = match state.socket_db_turn().await {
-                    Ok(_turn) => Box::pin(store::members(&state.db, conversation_id)).await,
-                    Err(err) => Err(err),
-                };
+                let members = state
+                    .with_socket_db(Box::pin(store::members(&state.db, conversation_id)))
+                    .await;
                 match members {
                     Ok(members) if members.iter().any(|m| m.user_id == user.id) => {
                         let others = members
@@ -567,10 +562,14 @@ async fn replay(
     after: i64,
     until: Option<i64>,
 ) -> Option<u64> {
-    let stored = match state.socket_db_turn().await {
-        Ok(_turn) => store::events_after(&state.db, conversation, after, REPLAY_LIMIT).await,
-        Err(err) => Err(err),
-    };
+    let stored = state
+        .with_socket_db(store::events_after(
+            &state.db,
+            conversation,
+            after,
+            REPLAY_LIMIT,
+        ))
+        .await;
     let frames = match stored {
         Ok(f) => f,
         Err(_) => {
@@ -610,10 +609,9 @@ async fn resume(
     positions: &mut HashMap<Uuid, Sent>,
     known: HashMap<Uuid, i64>,
 ) -> bool {
-    let known_memberships = match state.socket_db_turn().await {
-        Ok(_turn) => store::memberships(&state.db, user).await,
-        Err(err) => Err(err),
-    };
+    let known_memberships = state
+        .with_socket_db(store::memberships(&state.db, user))
+        .await;
     let memberships = match known_memberships {
         Ok(m) => m,
         Err(_) => {

@@ -210,10 +210,7 @@ async fn uncount(state: &AppState, user: Uuid) -> Result<(), ApiError> {
 /// A socket closed: uncount it; after a short delay, if none of the user's sockets is
 /// open anywhere, record the time and tell contacts.
 pub async fn disconnected(state: AppState, user: Uuid) {
-    let uncounted = match state.socket_db_turn().await {
-        Ok(_turn) => uncount(&state, user).await,
-        Err(err) => Err(err),
-    };
+    let uncounted = state.with_socket_db(uncount(&state, user)).await;
     if let Err(err) = uncounted {
         tracing::warn!(error = %err, "presence update failed");
         state.hub.presence_missed();
@@ -221,24 +218,24 @@ pub async fn disconnected(state: AppState, user: Uuid) {
     }
     tokio::spawn(async move {
         tokio::time::sleep(OFFLINE_DELAY).await;
-        let went_offline = async {
-            let _turn = state.socket_db_turn().await?;
-            if online_count(&state.db, user).await? > 0 {
-                return Ok::<_, ApiError>(None);
-            }
-            let seen: Option<DateTime<Utc>> = sqlx::query_scalar!(
-                r#"UPDATE users SET last_seen_at = now(), online_announced = false
+        let went_offline = state
+            .with_socket_db(async {
+                if online_count(&state.db, user).await? > 0 {
+                    return Ok::<_, ApiError>(None);
+                }
+                let seen: Option<DateTime<Utc>> = sqlx::query_scalar!(
+                    r#"UPDATE users SET last_seen_at = now(), online_announced = false
                    WHERE id = $1 AND online_announced RETURNING last_seen_at AS "t!""#,
-                user
-            )
-            .fetch_optional(&state.db)
-            .await?;
-            match seen {
-                Some(seen) => Ok(Some((seen, contacts(&state.db, user).await?))),
-                None => Ok(None),
-            }
-        }
-        .await;
+                    user
+                )
+                .fetch_optional(&state.db)
+                .await?;
+                match seen {
+                    Some(seen) => Ok(Some((seen, contacts(&state.db, user).await?))),
+                    None => Ok(None),
+                }
+            })
+            .await;
         if let Ok(Some((seen, people))) = went_offline {
             let frame = ServerFrame::Presence {
                 user_id: user,

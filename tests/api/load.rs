@@ -5,7 +5,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use tunelink::load_fixture;
-use tunelink_load::{chat, connect, fixture::Fixture};
+use tunelink_load::{chat, connect, fixture::Fixture, socket::Servers};
 
 use crate::helpers::{TestApp, redis_url, spawn_sibling_with, spawn_with};
 
@@ -27,9 +27,11 @@ async fn fixture(app: &TestApp, users: usize, group_size: usize) -> Fixture {
 
 fn chat_args(urls: Vec<String>, rate: f64, duration: u64) -> chat::Args {
     chat::Args {
-        fixture: PathBuf::new(),
-        urls,
-        sources: vec![],
+        servers: Servers {
+            fixture: PathBuf::new(),
+            urls,
+            sources: vec![],
+        },
         conversations: None,
         rate,
         duration,
@@ -47,9 +49,11 @@ async fn connect_opens_and_holds_every_socket() {
     let results = connect::run(
         &fixture,
         &connect::Args {
-            fixture: PathBuf::new(),
-            urls: vec![app.base.clone()],
-            sources: vec!["127.0.0.1".parse().unwrap()],
+            servers: Servers {
+                fixture: PathBuf::new(),
+                urls: vec![app.base.clone()],
+                sources: vec!["127.0.0.1".parse().unwrap()],
+            },
             offset: 0,
             count: None,
             ramp: 200.0,
