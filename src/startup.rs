@@ -84,16 +84,28 @@ impl Application {
         let grace = self.state.settings.shutdown_grace;
         tracing::info!(addr = %self.addr, "TuneLink listening");
         let hub = self.state.hub.clone();
+        let db = self.state.db.clone();
         let app = routes(self.state);
         // Sockets are told to reconnect elsewhere as soon as shutdown starts.
+        let stopping = hub.clone();
         let shutdown = async move {
             shutdown.await;
-            hub.shutdown();
+            stopping.shutdown();
         };
-        Server::new_with_acceptor(self.acceptor)
+        let served = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(app, shutdown, Some(grace))
             .await
-            .context("server error")
+            .context("server error");
+        // Sockets are upgraded connections the server no longer tracks: wait for each to
+        // be closed (1001) and its presence removed, then for what is left of this
+        // instance's presence (sockets that did not finish in time).
+        if !hub.drained(grace).await {
+            tracing::warn!("some sockets did not close within the shutdown grace");
+        }
+        if let Err(err) = realtime::presence::unregister_instance(&db, hub.instance()).await {
+            tracing::warn!(error = %err, "cannot remove this instance's presence");
+        }
+        served
     }
 }
 

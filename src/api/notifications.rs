@@ -32,6 +32,9 @@ pub const BODY_MAX: usize = 2000;
 #[oai(example)]
 pub struct NotificationView {
     pub id: Uuid,
+    /// The user's notification number (1, 2, 3…): what the socket's `resume` takes as
+    /// `notifications`.
+    pub seq: i64,
     /// `participation_created`, `participation_withdrawn`, `participation_instrument_changed`,
     /// `participation_accepted`, `participation_declined`, `event_updated`,
     /// `event_cancelled`, `announcement`.
@@ -51,6 +54,7 @@ impl From<NotificationRow> for NotificationView {
     fn from(n: NotificationRow) -> Self {
         Self {
             id: n.id,
+            seq: n.seq,
             kind: n.kind,
             title: n.title,
             body: n.body,
@@ -71,6 +75,7 @@ impl Example for NotificationView {
         let event = Uuid::from_u128(0x0190_9c1e_0000_7000_8000_0000_0000_00e1);
         Self {
             id: Uuid::from_u128(0x0190_9c1e_0000_7000_8000_0000_0000_00b1),
+            seq: 12,
             kind: "event_cancelled".into(),
             title: "“Friday jazz jam” is cancelled".into(),
             body:
@@ -245,7 +250,7 @@ impl NotificationsApi {
         state: Data<&AppState>,
         auth: AuthUser,
     ) -> Result<DoneResponse, Errors<CountErrors>> {
-        let n = notifications::mark_all_read(&state.db, auth.0.id).await?;
+        let n = notifications::mark_all_read(&state.db, &state.bus, auth.0.id).await?;
         Ok(DoneResponse::Ok(Json(Envelope::ok(
             format!("{n} marked as read."),
             Nothing,
@@ -285,7 +290,7 @@ impl NotificationsApi {
         auth: AuthUser,
         id: Path<Uuid>,
     ) -> Result<OneResponse, Errors<OneErrors>> {
-        let row = notifications::mark_read(&state.db, auth.0.id, id.0)
+        let row = notifications::mark_read(&state.db, &state.bus, auth.0.id, id.0)
             .await?
             .ok_or_else(|| ApiError::not_found("Notification"))?;
         Ok(OneResponse::Ok(Json(Envelope::ok(
@@ -306,7 +311,7 @@ impl NotificationsApi {
         auth: AuthUser,
         id: Path<Uuid>,
     ) -> Result<DoneResponse, Errors<OneErrors>> {
-        if !notifications::delete(&state.db, auth.0.id, id.0).await? {
+        if !notifications::delete(&state.db, &state.bus, auth.0.id, id.0).await? {
             return Err(ApiError::not_found("Notification").into());
         }
         Ok(DoneResponse::Ok(Json(Envelope::ok("Deleted.", Nothing))))
@@ -361,19 +366,25 @@ impl NotificationsApi {
             event_id: None,
         };
         let mut tx = state.db.begin().await?;
-        let rows = match body.user_id {
+        let recipients = match body.user_id {
             Some(user) => {
                 let active = crate::accounts::find_active(&mut *tx, user).await?;
                 if active.is_none() {
                     return Err(ApiError::not_found("User").into());
                 }
-                notifications::create(&mut tx, &[user], &notice).await?
+                let rows = notifications::create(&mut tx, &[user], &notice).await?;
+                tx.commit().await?;
+                notifications::publish(&state.bus, &rows).await;
+                rows.len() as i64
             }
-            None => notifications::announce_to_all(&mut tx, &notice).await?,
+            None => {
+                // However many accounts: one statement, one bus message.
+                let (batch, created) = notifications::announce_to_all(&mut tx, &notice).await?;
+                tx.commit().await?;
+                notifications::publish_batch(&state.bus, batch).await;
+                created
+            }
         };
-        tx.commit().await?;
-        notifications::publish(&state.bus, &rows).await;
-        let recipients = rows.len() as i64;
         Ok(SentResponse::Created(Json(Envelope::created(
             "Sent.",
             Sent { recipients },

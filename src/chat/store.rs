@@ -429,16 +429,19 @@ pub async fn add_member(
             format!("A conversation has at most {MAX_MEMBERS} members."),
         ));
     }
+    let (seq, _) = bump(&mut tx, id, false).await?;
     sqlx::query!(
-        "INSERT INTO conversation_members (conversation_id, user_id) VALUES ($1, $2)
+        "INSERT INTO conversation_members (conversation_id, user_id, joined_event_seq)
+         VALUES ($1, $2, $3)
          ON CONFLICT (conversation_id, user_id)
-         DO UPDATE SET left_at = NULL, joined_at = now(), last_read_seq = 0",
+         DO UPDATE SET left_at = NULL, joined_at = now(), last_read_seq = 0,
+                       joined_event_seq = $3, left_event_seq = NULL",
         id,
-        user
+        user,
+        seq
     )
     .execute(&mut *tx)
     .await?;
-    let (seq, _) = bump(&mut tx, id, false).await?;
     let frame = ServerFrame::MemberJoined {
         conversation_id: id,
         seq,
@@ -471,14 +474,17 @@ pub async fn remove_member(
         return Err(ApiError::not_found("Member"));
     }
     let mut users = member_ids(&mut tx, id).await?;
+    let (seq, _) = bump(&mut tx, id, false).await?;
+    // They see the event that removes them, and nothing after.
     sqlx::query!(
-        "UPDATE conversation_members SET left_at = now() WHERE conversation_id = $1 AND user_id = $2",
+        "UPDATE conversation_members SET left_at = now(), left_event_seq = $3
+         WHERE conversation_id = $1 AND user_id = $2",
         id,
-        user
+        user,
+        seq
     )
     .execute(&mut *tx)
     .await?;
-    let (seq, _) = bump(&mut tx, id, false).await?;
     let frame = ServerFrame::MemberLeft {
         conversation_id: id,
         seq,
@@ -841,37 +847,85 @@ pub async fn list(
     Ok(out)
 }
 
-/// Stored frames of a conversation after event `after`, in order (at most `limit`).
+/// Stored frames of a conversation after event `after`, as `user` may see them (from their
+/// joining to their leaving), in order, at most `limit`; with the last event they may see.
+/// `None` when the user never belonged to the conversation.
 pub async fn events_after(
     db: impl PgExecutor<'_>,
+    user: Uuid,
     conversation: Uuid,
     after: i64,
     limit: i64,
-) -> Result<Vec<serde_json::Value>, ApiError> {
-    Ok(sqlx::query_scalar!(
-        "SELECT frame FROM conversation_events WHERE conversation_id = $1 AND seq > $2
-         ORDER BY seq LIMIT $3",
+) -> Result<Option<(Vec<(i64, String)>, i64)>, ApiError> {
+    let rows = sqlx::query!(
+        r#"WITH bounds AS (
+               SELECT GREATEST($3, m.joined_event_seq - 1) AS after,
+                      LEAST(c.last_event_seq, m.left_event_seq) AS last
+               FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
+               WHERE m.conversation_id = $1 AND m.user_id = $2)
+           SELECT b.last AS "last!", e.seq AS "seq?", e.frame::text AS "frame?"
+           FROM bounds b
+           LEFT JOIN LATERAL (
+               SELECT seq, frame FROM conversation_events
+               WHERE conversation_id = $1 AND seq > b.after AND seq <= b.last
+               ORDER BY seq LIMIT $4) e ON true"#,
         conversation,
+        user,
         after,
         limit
     )
     .fetch_all(db)
-    .await?)
+    .await?;
+    let Some(last) = rows.first().map(|r| r.last) else {
+        return Ok(None);
+    };
+    let frames = rows
+        .into_iter()
+        .filter_map(|r| Some((r.seq?, r.frame?)))
+        .collect();
+    Ok(Some((frames, last)))
 }
 
-/// The conversations `user` is in, with their last event number.
+/// A conversation `user` belongs to, or left, with the event numbers that bound what they
+/// may see.
+#[derive(Debug, Clone, Copy)]
+pub struct Membership {
+    pub conversation: Uuid,
+    /// The conversation's last event, or the one that removed the user.
+    pub last: i64,
+    /// The event before the user joined.
+    pub floor: i64,
+    pub active: bool,
+}
+
+/// The conversations `user` is in (and those they left), and their notification number.
 pub async fn memberships(
     db: impl PgExecutor<'_>,
     user: Uuid,
-) -> Result<Vec<(Uuid, i64)>, ApiError> {
-    Ok(sqlx::query!(
-        "SELECT c.id, c.last_event_seq FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
-         WHERE m.user_id = $1 AND m.left_at IS NULL",
+) -> Result<(Vec<Membership>, i64), ApiError> {
+    let rows = sqlx::query!(
+        r#"SELECT u.last_notification_seq, m.conversation_id AS "conversation?",
+                  LEAST(c.last_event_seq, m.left_event_seq) AS last,
+                  m.joined_event_seq AS "joined?", m.left_at
+           FROM users u
+           LEFT JOIN conversation_members m ON m.user_id = u.id
+           LEFT JOIN conversations c ON c.id = m.conversation_id
+           WHERE u.id = $1"#,
         user
     )
     .fetch_all(db)
-    .await?
-    .into_iter()
-    .map(|r| (r.id, r.last_event_seq))
-    .collect())
+    .await?;
+    let notifications = rows.first().map_or(0, |r| r.last_notification_seq);
+    let memberships = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(Membership {
+                conversation: r.conversation?,
+                last: r.last?,
+                floor: r.joined? - 1,
+                active: r.left_at.is_none(),
+            })
+        })
+        .collect();
+    Ok((memberships, notifications))
 }

@@ -1,18 +1,18 @@
-//! One WebSocket connection: authentication, then a reader (client frames) and a writer
-//! (queued frames, written in batches: many `feed`s, one flush) that stop each other.
+//! One WebSocket connection: authentication, then a reader (client frames, here) and a
+//! writer (`writer.rs`) that stop each other.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use chrono::Utc;
-use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use futures_util::{SinkExt, StreamExt};
 use poem::web::websocket::{CloseCode, Message, WebSocketStream};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
     frames::{ClientFrame, MAX_REF_BYTES, PROTOCOL_VERSION, ServerFrame},
     hub::{Kill, Outgoing, close},
     presence,
+    sync::Sync,
+    writer::{self, HEARTBEAT, Sink, Writer, text},
 };
 use crate::{
     auth::{CurrentUser, authenticate},
@@ -23,34 +23,14 @@ use crate::{
 };
 
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
-pub const HEARTBEAT: Duration = Duration::from_secs(25);
 /// A peer silent this long (no frame, no pong) is dead.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Frames written before one flush.
-const BATCH: usize = 64;
-/// Most events replayed for one conversation; beyond, the client refetches over REST.
-pub const REPLAY_LIMIT: i64 = 500;
 const TYPING_EVERY: Duration = Duration::from_secs(2);
-/// Live conversation frames wait this long for a `resume` before being sent anyway.
-pub const RESUME_WINDOW: Duration = Duration::from_secs(2);
-/// Most live frames held while waiting for `resume`.
-const HOLD_LIMIT: usize = 1024;
-
-type Sink = SplitSink<WebSocketStream, Message>;
-
-/// The contiguous range of a conversation's events sent on this connection.
-#[derive(Debug, Clone, Copy)]
-struct Sent {
-    first: i64,
-    last: i64,
-}
-
-fn text(frame: &ServerFrame) -> Option<String> {
-    serde_json::to_string(frame).ok()
-}
 
 /// Runs a connection to its end. `header_token` comes from `Authorization: Bearer`.
 pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Option<String>) {
+    // Shutdown waits for this task to end, its presence removed.
+    let _task = state.hub.task();
     let (mut sink, mut stream) = socket.split();
     let token = match header_token {
         Some(t) => Some(t),
@@ -127,6 +107,24 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         }
     };
     let (id, rx, kill) = state.hub.register(user.id, user.session_id);
+    // What the user belongs to, read once registered: every frame committed after this
+    // reaches the connection, every frame before is the client's to resume.
+    let seed = state
+        .with_socket_db(chat::store::memberships(&state.db, user.id))
+        .await;
+    let Ok((rows, notifications)) = seed else {
+        state.hub.unregister(user.id, id);
+        refuse(
+            &mut sink,
+            close::TRY_AGAIN_LATER,
+            "service unavailable; reconnect shortly",
+        )
+        .await;
+        Box::pin(presence::disconnected(state, user.id)).await;
+        return;
+    };
+    let memberships = writer::memberships(&rows);
+    let sync = Sync::new(&memberships, notifications);
     let ready = ServerFrame::Ready {
         protocol: PROTOCOL_VERSION,
         user_id: user.id,
@@ -142,14 +140,16 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         Box::pin(presence::disconnected(state, user.id)).await;
         return;
     }
-    let writer = tokio::spawn(write(
-        state.clone(),
-        user.id,
+    let writer = Writer {
+        state: state.clone(),
+        user: user.id,
         sink,
-        rx,
-        kill.clone(),
+        sync,
+        seed: Some(memberships),
+        kill: kill.clone(),
         expires_at,
-    ));
+    };
+    let writer = tokio::spawn(writer.run(rx));
     contacts.iter().for_each(|f| reply(&state, user.id, id, f));
     read(&state, &user, &mut stream, &kill, id).await;
     kill.close(1000, "closed");
@@ -207,6 +207,17 @@ fn reply(state: &AppState, user: Uuid, conn: u64, frame: &ServerFrame) {
     }
 }
 
+/// Refuses a client frame.
+fn invalid(state: &AppState, user: Uuid, conn: u64, code: &str, message: String) {
+    let frame = ServerFrame::Error {
+        reference: None,
+        code: code.into(),
+        message,
+        retry_after: None,
+    };
+    reply(state, user, conn, &frame);
+}
+
 async fn read(
     state: &AppState,
     user: &CurrentUser,
@@ -239,16 +250,12 @@ async fn read(
             // Pings are answered by the library; any frame proves the peer alive.
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Binary(_) => {
-                reply(
+                invalid(
                     state,
                     user.id,
                     conn,
-                    &ServerFrame::Error {
-                        reference: None,
-                        code: "invalid_frame".into(),
-                        message: "frames are JSON text".into(),
-                        retry_after: None,
-                    },
+                    "invalid_frame",
+                    "frames are JSON text".into(),
                 );
                 continue;
             }
@@ -256,32 +263,19 @@ async fn read(
         let frame = match ClientFrame::parse(&raw) {
             Ok(f) => f,
             Err(err) => {
-                reply(
-                    state,
-                    user.id,
-                    conn,
-                    &ServerFrame::Error {
-                        reference: None,
-                        code: "invalid_frame".into(),
-                        message: format!("not a protocol frame: {err}"),
-                        retry_after: None,
-                    },
-                );
+                let message = format!("not a protocol frame: {err}");
+                invalid(state, user.id, conn, "invalid_frame", message);
                 continue;
             }
         };
         if frame.reference().is_some_and(|r| r.len() > MAX_REF_BYTES) {
-            reply(
-                state,
-                user.id,
-                conn,
-                &ServerFrame::Error {
-                    reference: None,
-                    code: "invalid_frame".into(),
-                    message: format!("ref must be at most {MAX_REF_BYTES} bytes"),
-                    retry_after: None,
-                },
-            );
+            let message = format!("ref must be at most {MAX_REF_BYTES} bytes");
+            invalid(state, user.id, conn, "invalid_frame", message);
+            continue;
+        }
+        if let Some(field) = frame.negative_number() {
+            let message = format!("{field}: event numbers are 0 or more");
+            invalid(state, user.id, conn, "validation_failed", message);
             continue;
         }
         if std::mem::take(&mut first) && !matches!(frame, ClientFrame::Resume { .. }) {
@@ -387,278 +381,16 @@ async fn read(
                     Err(err) => reply(state, user.id, conn, &error_frame(None, &err)),
                 }
             }
-            ClientFrame::Resume { conversations } => {
-                state
-                    .hub
-                    .send_to_connection(user.id, conn, Outgoing::Resume(conversations));
+            ClientFrame::Resume {
+                conversations,
+                notifications,
+            } => {
+                let resume = Outgoing::Resume {
+                    conversations,
+                    notifications,
+                };
+                state.hub.send_to_connection(user.id, conn, resume);
             }
         }
-    }
-}
-
-async fn write(
-    state: AppState,
-    user: Uuid,
-    mut sink: Sink,
-    mut rx: mpsc::Receiver<Outgoing>,
-    kill: Arc<Kill>,
-    expires_at: i64,
-) {
-    let mut positions: HashMap<Uuid, Sent> = HashMap::new();
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    heartbeat.tick().await;
-    let until_expiry =
-        Duration::from_secs(u64::try_from(expires_at - Utc::now().timestamp()).unwrap_or(0));
-    let expiry = tokio::time::sleep(until_expiry);
-    tokio::pin!(expiry);
-    // Until the client resumes (or says it won't), live conversation frames are held, so
-    // that a replay is never overtaken by newer frames.
-    let mut held: Option<Vec<Outgoing>> = Some(Vec::new());
-    let window = tokio::time::sleep(RESUME_WINDOW);
-    tokio::pin!(window);
-    loop {
-        tokio::select! {
-            () = kill.token.cancelled() => break,
-            () = &mut window, if held.is_some() => {
-                let ok = release(&state, user, &mut sink, &mut positions, &mut held).await;
-                if !ok || sink.flush().await.is_err() {
-                    kill.close(1006, "write failed");
-                    break;
-                }
-            }
-            () = &mut expiry => {
-                kill.close(close::TOKEN_EXPIRED, "access token expired; reconnect with a fresh one");
-                break;
-            }
-            _ = heartbeat.tick() => {
-                if sink.send(Message::Ping(Vec::new())).await.is_err() {
-                    kill.close(1006, "write failed");
-                    break;
-                }
-            }
-            item = rx.recv() => {
-                let Some(first) = item else { break };
-                let mut ok = dispatch(&state, user, &mut sink, &mut positions, &mut held, first).await;
-                for _ in 1..BATCH {
-                    if !ok { break; }
-                    match rx.try_recv() {
-                        Ok(next) => ok = dispatch(&state, user, &mut sink, &mut positions, &mut held, next).await,
-                        Err(_) => break,
-                    }
-                }
-                if !ok || sink.flush().await.is_err() {
-                    kill.close(1006, "write failed");
-                    break;
-                }
-            }
-        }
-    }
-    let (code, reason) = kill.reason();
-    let _ = sink
-        .send(Message::Close(Some((
-            CloseCode::from(code),
-            reason.to_owned(),
-        ))))
-        .await;
-    let _ = sink.close().await;
-}
-
-/// Holds live conversation frames while waiting for `resume`; otherwise handles the item.
-async fn dispatch(
-    state: &AppState,
-    user: Uuid,
-    sink: &mut Sink,
-    positions: &mut HashMap<Uuid, Sent>,
-    held: &mut Option<Vec<Outgoing>>,
-    item: Outgoing,
-) -> bool {
-    match (held.as_mut(), item) {
-        (Some(list), item @ Outgoing::Frame { event: Some(_), .. }) if list.len() < HOLD_LIMIT => {
-            list.push(item);
-            true
-        }
-        (Some(_), Outgoing::Resume(known)) => {
-            Box::pin(resume(state, user, sink, positions, known)).await
-                && release(state, user, sink, positions, held).await
-        }
-        (Some(_), Outgoing::Live) => release(state, user, sink, positions, held).await,
-        (_, Outgoing::Live) => true,
-        (_, item) => handle(state, user, sink, positions, item).await,
-    }
-}
-
-/// Sends the held live frames (duplicates of replayed ones are dropped) and stops holding.
-async fn release(
-    state: &AppState,
-    user: Uuid,
-    sink: &mut Sink,
-    positions: &mut HashMap<Uuid, Sent>,
-    held: &mut Option<Vec<Outgoing>>,
-) -> bool {
-    for item in held.take().unwrap_or_default() {
-        if !handle(state, user, sink, positions, item).await {
-            return false;
-        }
-    }
-    true
-}
-
-/// Feeds one queued item; `false` when the socket is gone.
-async fn handle(
-    state: &AppState,
-    user: Uuid,
-    sink: &mut Sink,
-    positions: &mut HashMap<Uuid, Sent>,
-    item: Outgoing,
-) -> bool {
-    match item {
-        Outgoing::Frame { event: None, text } => {
-            sink.feed(Message::Text(text.to_string())).await.is_ok()
-        }
-        Outgoing::Frame {
-            event: Some((conversation, seq)),
-            text,
-        } => match positions.get(&conversation).copied() {
-            Some(sent) if seq <= sent.last => true,
-            Some(sent) if seq > sent.last + 1 => {
-                Box::pin(catch_up(state, sink, positions, conversation, sent.last)).await
-            }
-            _ => {
-                positions
-                    .entry(conversation)
-                    .and_modify(|s| s.last = seq)
-                    .or_insert(Sent {
-                        first: seq,
-                        last: seq,
-                    });
-                sink.feed(Message::Text(text.to_string())).await.is_ok()
-            }
-        },
-        Outgoing::Resume(known) => Box::pin(resume(state, user, sink, positions, known)).await,
-        Outgoing::Live => true,
-    }
-}
-
-/// A frame arrived past a gap (a lost bus message): fetch the missing ones, in order.
-async fn catch_up(
-    state: &AppState,
-    sink: &mut Sink,
-    positions: &mut HashMap<Uuid, Sent>,
-    conversation: Uuid,
-    after: i64,
-) -> bool {
-    replay(state, sink, positions, conversation, after, None)
-        .await
-        .is_some()
-}
-
-/// Sends the stored frames after `after` (and before `until`, when given); `None` if the
-/// socket is gone.
-async fn replay(
-    state: &AppState,
-    sink: &mut Sink,
-    positions: &mut HashMap<Uuid, Sent>,
-    conversation: Uuid,
-    after: i64,
-    until: Option<i64>,
-) -> Option<u64> {
-    let stored = state
-        .with_socket_db(store::events_after(
-            &state.db,
-            conversation,
-            after,
-            REPLAY_LIMIT,
-        ))
-        .await;
-    let frames = match stored {
-        Ok(f) => f,
-        Err(_) => {
-            let frame = ServerFrame::ResyncRequired {
-                conversation_id: Some(conversation),
-                reason: "history unavailable right now; refetch over REST".into(),
-            };
-            return sink
-                .feed(Message::Text(text(&frame)?))
-                .await
-                .ok()
-                .map(|()| 0);
-        }
-    };
-    let mut sent = 0;
-    for frame in frames {
-        let seq = frame["seq"].as_i64().unwrap_or(after);
-        if until.is_some_and(|u| seq >= u) {
-            break;
-        }
-        let range = positions.entry(conversation).or_insert(Sent {
-            first: seq,
-            last: seq,
-        });
-        range.first = range.first.min(seq);
-        range.last = range.last.max(seq);
-        sink.feed(Message::Text(frame.to_string())).await.ok()?;
-        sent += 1;
-    }
-    Some(sent)
-}
-
-async fn resume(
-    state: &AppState,
-    user: Uuid,
-    sink: &mut Sink,
-    positions: &mut HashMap<Uuid, Sent>,
-    known: HashMap<Uuid, i64>,
-) -> bool {
-    let known_memberships = state
-        .with_socket_db(store::memberships(&state.db, user))
-        .await;
-    let memberships = match known_memberships {
-        Ok(m) => m,
-        Err(_) => {
-            let frame = ServerFrame::ResyncRequired {
-                conversation_id: None,
-                reason: "resume unavailable right now; refetch over REST".into(),
-            };
-            return match text(&frame) {
-                Some(t) => sink.feed(Message::Text(t)).await.is_ok(),
-                None => false,
-            };
-        }
-    };
-    let mut replayed = 0;
-    for (conversation, last) in memberships {
-        let from = known.get(&conversation).copied().unwrap_or(0);
-        // Live frames may already have been sent on this connection before the client
-        // asked to resume: replay only the part before them.
-        let (until, end) = match positions.get(&conversation) {
-            Some(sent) if from >= sent.first - 1 => continue,
-            Some(sent) => (Some(sent.first), sent.first - 1),
-            None => (None, last),
-        };
-        if from >= end {
-            continue;
-        }
-        if end - from > REPLAY_LIMIT {
-            let frame = ServerFrame::ResyncRequired {
-                conversation_id: Some(conversation),
-                reason: format!("more than {REPLAY_LIMIT} events missed; refetch over REST"),
-            };
-            let Some(t) = text(&frame) else { return false };
-            if sink.feed(Message::Text(t)).await.is_err() {
-                return false;
-            }
-            positions
-                .entry(conversation)
-                .or_insert(Sent { first: last, last });
-            continue;
-        }
-        match replay(state, sink, positions, conversation, from, until).await {
-            Some(n) => replayed += n,
-            None => return false,
-        }
-    }
-    match text(&ServerFrame::Resumed { replayed }) {
-        Some(t) => sink.feed(Message::Text(t)).await.is_ok(),
-        None => false,
     }
 }

@@ -39,6 +39,14 @@ pub struct ConversationData {
     pub created_at: DateTime<Utc>,
 }
 
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ResyncScope {
+    All,
+    Conversation,
+    Notifications,
+}
+
 /// Server → client.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type")]
@@ -136,18 +144,40 @@ pub enum ServerFrame {
         status: String,
         last_seen_at: Option<DateTime<Utc>>,
     },
+    /// `seq`: the user's notification number (also `notification.seq`).
     #[serde(rename = "notification.created")]
-    NotificationCreated { notification: serde_json::Value },
-    /// Events may have been missed and cannot be replayed here: refetch over REST
-    /// (the conversation's messages, or everything when `conversation_id` is null).
+    NotificationCreated {
+        seq: i64,
+        notification: serde_json::Value,
+    },
+    /// Notifications were read (on another device, or all at once).
+    #[serde(rename = "notification.read")]
+    NotificationRead {
+        seq: i64,
+        notification_ids: Vec<Uuid>,
+        read_at: DateTime<Utc>,
+    },
+    #[serde(rename = "notification.deleted")]
+    NotificationDeleted {
+        seq: i64,
+        notification_ids: Vec<Uuid>,
+    },
+    /// Events may have been missed. `scope` `all` (`conversation_id` null): the transport
+    /// reconnected, send `resume`; `conversation`: too much was missed there to replay,
+    /// refetch it over REST; `notifications`: likewise for notifications.
     #[serde(rename = "resync_required")]
     ResyncRequired {
         conversation_id: Option<Uuid>,
+        scope: ResyncScope,
         reason: String,
     },
-    /// The end of a resume: everything missed has been sent.
+    /// The end of a resume: everything missed has been sent. `notifications_seq` is the
+    /// notification number to resume from next time.
     #[serde(rename = "resumed")]
-    Resumed { replayed: u64 },
+    Resumed {
+        replayed: u64,
+        notifications_seq: i64,
+    },
     #[serde(rename = "pong")]
     Pong {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none", default)]
@@ -205,6 +235,25 @@ impl ServerFrame {
 }
 
 impl ClientFrame {
+    /// The field holding a negative event number, if any (numbers start at 0).
+    pub fn negative_number(&self) -> Option<String> {
+        match self {
+            Self::Resume {
+                conversations,
+                notifications,
+            } => {
+                if notifications.is_some_and(|n| n < 0) {
+                    return Some("notifications".into());
+                }
+                conversations
+                    .iter()
+                    .find(|(_, seq)| **seq < 0)
+                    .map(|(id, _)| format!("conversations.{id}"))
+            }
+            _ => None,
+        }
+    }
+
     /// The client-chosen `ref`, when the frame has one.
     pub fn reference(&self) -> Option<&str> {
         match self {
@@ -242,12 +291,16 @@ pub enum ClientFrame {
         #[serde(rename = "ref", default)]
         reference: Option<String>,
     },
-    /// After a reconnect: the last event number seen per conversation. Everything after
-    /// is replayed in order, then `resumed`; conversations not listed are replayed from
-    /// their start (or `resync_required` when too much was missed).
+    /// After a reconnect, or on `resync_required`: the last event number processed per
+    /// conversation (and of notifications). Everything after is replayed in order, then
+    /// `resumed`; conversations not listed are replayed from the user's joining (or
+    /// `resync_required` when too much was missed).
     #[serde(rename = "resume")]
     Resume {
         conversations: std::collections::HashMap<Uuid, i64>,
+        /// The last notification number processed; absent: no notification replayed.
+        #[serde(default)]
+        notifications: Option<i64>,
     },
 }
 

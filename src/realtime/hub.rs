@@ -20,12 +20,15 @@ use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::frames::ServerFrame;
+use super::{
+    frames::{ResyncScope, ServerFrame},
+    sync::StreamId,
+};
 use crate::{
     bus::{Bus, BusEvent},
     chat::{DELIVER_TOPIC, Delivery},
     metrics::Metrics,
-    notifications,
+    notifications::{self, Change, Published},
 };
 
 /// Frames a connection may have waiting before it counts as a slow consumer.
@@ -50,14 +53,17 @@ pub mod close {
 
 /// What a connection's writer receives.
 pub enum Outgoing {
-    /// A frame, serialised once for every recipient; `event` is its conversation event
-    /// number, used to drop duplicates and fill gaps.
+    /// A frame, serialised once for every recipient; `event` is its stream and number
+    /// (conversation events, notifications), used to drop duplicates and fill gaps.
     Frame {
-        event: Option<(Uuid, i64)>,
+        event: Option<(StreamId, i64)>,
         text: Arc<str>,
     },
-    /// Replay what was missed after these event numbers (from the reader's `resume`).
-    Resume(HashMap<Uuid, i64>),
+    /// Replay what was missed after these numbers (from the reader's `resume`).
+    Resume {
+        conversations: HashMap<Uuid, i64>,
+        notifications: Option<i64>,
+    },
     /// The client's first frame was not `resume`: release held live frames.
     Live,
 }
@@ -118,6 +124,21 @@ struct Inner {
     /// round rewrites this instance's counts.
     presence_missed: AtomicBool,
     metrics: Arc<Metrics>,
+    db: PgPool,
+    /// Connection tasks still running (their presence not yet removed).
+    tasks: std::sync::atomic::AtomicUsize,
+    tasks_done: tokio::sync::Notify,
+}
+
+/// Held by a connection's task until its end (presence removed): shutdown waits for all.
+pub struct TaskGuard(Hub);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        if self.0.inner.tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.inner.tasks_done.notify_waiters();
+        }
+    }
 }
 
 impl Hub {
@@ -132,6 +153,9 @@ impl Hub {
                 counters: Counters::default(),
                 presence_missed: Default::default(),
                 metrics,
+                db: db.clone(),
+                tasks: Default::default(),
+                tasks_done: Default::default(),
             }),
         };
         let mut events = bus.subscribe();
@@ -178,13 +202,38 @@ impl Hub {
 
     /// Tells every connection to go elsewhere (1001) and stops the hub's tasks.
     pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
         for conns in self.read().values() {
             for c in conns {
                 c.kill
                     .close(close::GOING_AWAY, "server shutting down; reconnect");
             }
         }
-        self.inner.shutdown.cancel();
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// Counts a connection task until the guard is dropped.
+    pub fn task(&self) -> TaskGuard {
+        self.inner.tasks.fetch_add(1, Ordering::AcqRel);
+        TaskGuard(self.clone())
+    }
+
+    /// Waits (at most `grace`) until every connection task has ended; `false` on time-out.
+    pub async fn drained(&self, grace: Duration) -> bool {
+        let wait = async {
+            loop {
+                let done = self.inner.tasks_done.notified();
+                if self.inner.tasks.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                done.await;
+            }
+        };
+        tokio::time::timeout(grace, wait).await.is_ok()
     }
 
     pub fn register(
@@ -250,7 +299,7 @@ impl Hub {
     }
 
     /// Hands a frame to every local connection of `users`, never waiting.
-    pub fn send_local(&self, users: &[Uuid], event: Option<(Uuid, i64)>, text: &Arc<str>) {
+    pub fn send_local(&self, users: &[Uuid], event: Option<(StreamId, i64)>, text: &Arc<str>) {
         let conns = self.read();
         for user in users {
             for c in conns.get(user).into_iter().flatten() {
@@ -259,7 +308,7 @@ impl Hub {
         }
     }
 
-    fn offer(&self, c: &Registered, event: Option<(Uuid, i64)>, text: &Arc<str>) {
+    fn offer(&self, c: &Registered, event: Option<(StreamId, i64)>, text: &Arc<str>) {
         match c.tx.try_send(Outgoing::Frame {
             event,
             text: text.clone(),
@@ -290,7 +339,11 @@ impl Hub {
             DELIVER_TOPIC => match serde_json::from_str::<Delivery>(payload) {
                 Ok(d) => match serde_json::to_string(&d.frame) {
                     Ok(text) => {
-                        self.send_local(&d.users, d.frame.event_seq(), &Arc::from(text));
+                        let event = d
+                            .frame
+                            .event_seq()
+                            .map(|(c, seq)| (StreamId::Conversation(c), seq));
+                        self.send_local(&d.users, event, &Arc::from(text));
                         if let Some(sent) = d.sent_at_us {
                             let lag = chrono::Utc::now().timestamp_micros() - sent;
                             let lag = Duration::from_micros(u64::try_from(lag).unwrap_or(0));
@@ -301,21 +354,11 @@ impl Hub {
                 },
                 Err(err) => tracing::warn!(error = %err, "bad delivery on the bus"),
             },
-            notifications::BUS_TOPIC => {
-                let Ok(notification) = serde_json::from_str::<serde_json::Value>(payload) else {
-                    return;
-                };
-                let Some(user) = notification["user_id"]
-                    .as_str()
-                    .and_then(|u| Uuid::parse_str(u).ok())
-                else {
-                    return;
-                };
-                let frame = ServerFrame::NotificationCreated { notification };
-                if let Ok(text) = serde_json::to_string(&frame) {
-                    self.send_local(&[user], None, &Arc::from(text));
-                }
-            }
+            notifications::BUS_TOPIC => match serde_json::from_str::<Published>(payload) {
+                Ok(Published::Changes(changes)) => changes.iter().for_each(|c| self.notify(c)),
+                Ok(Published::Batch(batch)) => self.notify_batch(batch),
+                Err(err) => tracing::warn!(error = %err, "bad notification on the bus"),
+            },
             REVOKED_TOPIC => {
                 if let Ok(sessions) = serde_json::from_str::<Vec<Uuid>>(payload) {
                     self.revoke(&sessions);
@@ -325,8 +368,36 @@ impl Hub {
         }
     }
 
+    /// Hands a notification change to the user's local connections.
+    fn notify(&self, change: &Change) {
+        let frame = super::notification_frame(change);
+        if let Ok(text) = serde_json::to_string(&frame) {
+            let event = Some((StreamId::Notifications, change.seq()));
+            self.send_local(&[change.user()], event, &Arc::from(text));
+        }
+    }
+
+    /// An announcement to many: its rows for the users connected here, in one query.
+    fn notify_batch(&self, batch: Uuid) {
+        let users: Vec<Uuid> = self.read().keys().copied().collect();
+        if users.is_empty() {
+            return;
+        }
+        let hub = self.clone();
+        tokio::spawn(async move {
+            match notifications::batch_for(&hub.inner.db, batch, &users).await {
+                Ok(rows) => rows
+                    .into_iter()
+                    .for_each(|row| hub.notify(&Change::Created(row))),
+                // Devices get them by number at their next resume.
+                Err(err) => tracing::warn!(error = %err, "cannot read an announcement"),
+            }
+        });
+    }
+
     /// Closes the connections of these sessions.
     pub fn revoke(&self, sessions: &[Uuid]) {
+        let sessions: std::collections::HashSet<&Uuid> = sessions.iter().collect();
         for conns in self.read().values() {
             for c in conns.iter().filter(|c| sessions.contains(&c.session)) {
                 c.kill.close(close::SESSION_REVOKED, "session revoked");
@@ -338,6 +409,7 @@ impl Hub {
     fn resync_all(&self) {
         let frame = ServerFrame::ResyncRequired {
             conversation_id: None,
+            scope: ResyncScope::All,
             reason: "live updates may have been missed; send resume".into(),
         };
         let Ok(text) = serde_json::to_string(&frame) else {
@@ -397,6 +469,7 @@ impl Hub {
         .await;
         match alive {
             Ok(alive) => {
+                let alive: std::collections::HashSet<Uuid> = alive.into_iter().collect();
                 let dead: Vec<Uuid> = sessions
                     .into_iter()
                     .filter(|s| !alive.contains(s))

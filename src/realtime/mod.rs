@@ -6,3 +6,29 @@ pub mod frames;
 pub mod hub;
 pub mod presence;
 pub mod route;
+pub mod sync;
+pub mod writer;
+
+use crate::notifications::Change;
+
+/// The frame that tells a notification change.
+pub fn notification_frame(change: &Change) -> frames::ServerFrame {
+    use frames::ServerFrame;
+    match change {
+        Change::Created(row) => ServerFrame::NotificationCreated {
+            seq: row.seq,
+            notification: serde_json::to_value(row).unwrap_or_default(),
+        },
+        Change::Read {
+            seq, ids, read_at, ..
+        } => ServerFrame::NotificationRead {
+            seq: *seq,
+            notification_ids: ids.clone(),
+            read_at: *read_at,
+        },
+        Change::Deleted { seq, ids, .. } => ServerFrame::NotificationDeleted {
+            seq: *seq,
+            notification_ids: ids.clone(),
+        },
+    }
+}

@@ -36,6 +36,14 @@ pub async fn register_instance(db: &PgPool, instance: Uuid) -> Result<(), ApiErr
 /// set (the previous round failed: the database was unreachable), or when this instance
 /// had itself been purged as stale during a long outage, its presence rows are rewritten
 /// from it: counts missed while the database was away heal within one round.
+/// Removes this instance and its presence rows (at shutdown).
+pub async fn unregister_instance(db: &PgPool, instance: Uuid) -> Result<(), ApiError> {
+    sqlx::query!("DELETE FROM instances WHERE id = $1", instance)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn heartbeat(
     db: &PgPool,
     instance: Uuid,
@@ -216,8 +224,20 @@ pub async fn disconnected(state: AppState, user: Uuid) {
         state.hub.presence_missed();
         return;
     }
+    if state.hub.is_shutting_down() {
+        // The process is going away: no later moment to announce it.
+        announce_offline(&state, user).await;
+        return;
+    }
     tokio::spawn(async move {
         tokio::time::sleep(OFFLINE_DELAY).await;
+        announce_offline(&state, user).await;
+    });
+}
+
+/// If none of the user's sockets is open anywhere, records the time and tells contacts.
+async fn announce_offline(state: &AppState, user: Uuid) {
+    {
         let went_offline = state
             .with_socket_db(async {
                 if online_count(&state.db, user).await? > 0 {
@@ -244,5 +264,5 @@ pub async fn disconnected(state: AppState, user: Uuid) {
             };
             chat::deliver(&state.bus, people, frame).await;
         }
-    });
+    }
 }
