@@ -6,6 +6,8 @@
 #   bench/realtime.sh groups2  # 3. the same over two instances sharing PostgreSQL and Redis
 #   bench/realtime.sh dm       # 4. 10,000 sockets in 5,000 direct conversations, 5,000 msg/s
 #   bench/realtime.sh burst    # 5. scenario 2 during 100 logins/s
+#   bench/realtime.sh chaos    # 6. two instances, own Redis restarted, one instance killed,
+#                              #    random disconnects: nothing lost, duplicated or reordered
 #   bench/realtime.sh all
 #
 # Results (JSON) go to bench/results/. Knobs: PG_BASE, RATE, DURATION, USERS, GROUP.
@@ -120,16 +122,42 @@ burst() {
   stop_servers
 }
 
+chaos() {
+  echo "## 6. chaos: two instances, a Redis restart, an instance killed"; machine
+  fresh_db
+  fixture "${USERS:-2000}" "${GROUP:-10}" "$OUT/fixture-chaos.json"
+  # A Redis of this run's own, so that stopping it disturbs nothing else.
+  local port=16390
+  redis-server --port $port --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+    --pidfile "/tmp/tunelink-chaos-redis.pid" --logfile "$PWD/$OUT/chaos-redis.log"
+  sleep 0.5
+  start_server 18090 "redis://127.0.0.1:$port"
+  start_server 18091 "redis://127.0.0.1:$port"
+  local victim=$SERVER_PID
+  "$LOAD" chat --chaos --fixture "$OUT/fixture-chaos.json" \
+    --url http://127.0.0.1:18090,http://127.0.0.1:18091 \
+    --rate "${RATE:-200}" --duration "$DURATION" --ramp 500 \
+    --chaos-disconnects-per-s "${DISCONNECTS:-20}" \
+    --chaos-redis-stop-cmd "redis-cli -p $port shutdown nosave" \
+    --chaos-redis-start-cmd "redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no --daemonize yes --logfile $PWD/$OUT/chaos-redis.log" \
+    --chaos-kill-pid "$victim" \
+    --out "$OUT/chaos.json" || STATUS=1
+  echo "messages in PostgreSQL: $(psql "$DATABASE_URL" -tAc 'SELECT count(*) FROM messages')"
+  stop_servers
+  redis-cli -p $port shutdown nosave >/dev/null 2>&1 || true
+}
+
 case "${1:-all}" in
   idle) idle ;;
   groups) echo "## 2. one instance, groups of 50"; machine; groups --out "$OUT/groups.json" ;;
   groups2) groups2 ;;
   dm) dm ;;
   burst) burst ;;
+  chaos) chaos ;;
   all)
     idle
     echo "## 2. one instance, groups of 50"; machine; groups --out "$OUT/groups.json"
-    groups2; dm; burst ;;
-  *) echo "usage: $0 [idle|groups|groups2|dm|burst|all]" >&2; exit 2 ;;
+    groups2; dm; burst; chaos ;;
+  *) echo "usage: $0 [idle|groups|groups2|dm|burst|chaos|all]" >&2; exit 2 ;;
 esac
 exit $STATUS

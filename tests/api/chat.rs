@@ -1,22 +1,13 @@
 //! Conversations and messages over REST.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{TestApp, User, all_pages, spawn_app, start_conversation};
+use crate::helpers::{
+    TestApp, User, all_pages, post_message as send, spawn_app, start_conversation,
+};
 
 async fn conversation(app: &TestApp, by: &User, with: &[&User], title: Option<&str>) -> String {
     start_conversation(app, by, with, title).await
-}
-
-async fn send(app: &TestApp, by: &User, conv: &str, body: &str) -> Value {
-    let resp = app
-        .post(
-            &format!("/api/v1/conversations/{conv}/messages"),
-            by.token(),
-            json!({"body": body}),
-        )
-        .await;
-    resp.ok(201).clone()
 }
 
 #[tokio::test]

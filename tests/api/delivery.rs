@@ -13,6 +13,7 @@ use tunelink::{
 use uuid::Uuid;
 
 use crate::{
+    helpers::post_message as rest_send,
     helpers::{
         HeldLink, OwnRedis, TestApp, User, catalogue_id, create_event, event_body, free_port,
         make_admin, spawn_app, spawn_sibling_with, spawn_with, start_conversation,
@@ -31,17 +32,6 @@ async fn redis_up(app: &TestApp) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the instance never subscribed to Redis: {redis}");
-}
-
-async fn rest_send(app: &TestApp, by: &User, conv: &str, body: &str) -> Value {
-    let resp = app
-        .post(
-            &format!("/api/v1/conversations/{conv}/messages"),
-            by.token(),
-            json!({"body": body}),
-        )
-        .await;
-    resp.ok(201).clone()
 }
 
 /// An administrator's announcement to one user.

@@ -455,6 +455,18 @@ pub async fn start_conversation(
     resp.body["data"]["id"].as_str().unwrap().to_owned()
 }
 
+/// Sends a message over REST and returns the stored message (`data`).
+pub async fn post_message(app: &TestApp, by: &User, conv: &str, body: &str) -> Value {
+    let resp = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            by.token(),
+            json!({"body": body}),
+        )
+        .await;
+    resp.ok(201).clone()
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; servers started on it bind it next).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

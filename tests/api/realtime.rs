@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::{
+    helpers::post_message as rest_send,
     helpers::{
         OwnRedis, TestApp, User, free_port, redis_url, spawn_app, spawn_sibling_with, spawn_with,
         start_conversation,
@@ -15,17 +16,6 @@ use crate::{
 
 async fn conversation(app: &TestApp, by: &User, with: &[&User]) -> String {
     start_conversation(app, by, with, (with.len() > 1).then_some("Band")).await
-}
-
-async fn rest_send(app: &TestApp, by: &User, conv: &str, body: &str) -> serde_json::Value {
-    let resp = app
-        .post(
-            &format!("/api/v1/conversations/{conv}/messages"),
-            by.token(),
-            json!({"body": body}),
-        )
-        .await;
-    resp.ok(201).clone()
 }
 
 const MESSAGES: &[&str] = &["message.created", "message.edited", "message.deleted"];
