@@ -1,0 +1,344 @@
+//! Chaos mode of the `chat` scenario (`tunelink-load chat --chaos`): while messages flow,
+//! clients drop their sockets at random and come back with `resume`, Redis is stopped and
+//! started again, one server instance is killed, and an administrator sends announcements.
+//! Every client keeps its own positions (per conversation event number, notification
+//! number) and an outbox of unacknowledged sends retried with the same `client_msg_id`; the
+//! run is clean only if no message and no notification was lost, duplicated or reordered.
+//!
+//! Faults are async hooks ([`Faults`]): the CLI maps its flags to shell commands, the test
+//! suite stops in-process servers and its own Redis.
+
+pub(crate) mod client;
+pub(crate) mod notify;
+mod rest;
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicI64, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::bail;
+use futures_util::future::BoxFuture;
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+pub use notify::Notifications;
+
+use crate::chat::Command;
+
+/// One fault: run once, at its time.
+pub type Hook = Box<dyn FnOnce() -> BoxFuture<'static, anyhow::Result<()>> + Send>;
+
+/// The faults a chaos run injects, each optional. Redis needs both hooks.
+#[derive(Default)]
+pub struct Faults {
+    pub redis_stop: Option<Hook>,
+    pub redis_start: Option<Hook>,
+    pub kill_instance: Option<Hook>,
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct Args {
+    /// Chaos mode: sockets dropped at random and resumed, outboxes retried, announcements
+    /// checked, and the faults below.
+    #[arg(long = "chaos")]
+    pub enabled: bool,
+    /// Sockets dropped by the tool per second, over all clients (0: none). Default 1.
+    #[arg(long, requires = "enabled")]
+    pub chaos_disconnects_per_s: Option<f64>,
+    /// Shell command (`sh -c`) that stops Redis.
+    #[arg(long, requires = "enabled")]
+    pub chaos_redis_stop_cmd: Option<String>,
+    /// Shell command that starts Redis again.
+    #[arg(long, requires = "enabled")]
+    pub chaos_redis_start_cmd: Option<String>,
+    /// Redis' process id, instead of the commands: `kill -9` it when a start command is
+    /// given, else freeze it (`kill -STOP`) and thaw it (`kill -CONT`).
+    #[arg(long, requires = "enabled")]
+    pub chaos_redis_pid: Option<u32>,
+    /// Seconds into the sending when Redis stops (default: a third of `--duration`).
+    #[arg(long, requires = "enabled")]
+    pub chaos_redis_at: Option<f64>,
+    /// Seconds Redis stays down. Default 3.
+    #[arg(long, requires = "enabled")]
+    pub chaos_redis_down: Option<f64>,
+    /// Shell command that kills one of the server instances (e.g. `kill -9 <pid>`).
+    #[arg(long, requires = "enabled")]
+    pub chaos_kill_cmd: Option<String>,
+    /// Process id of the instance to kill (`kill -9`), instead of the command.
+    #[arg(long, requires = "enabled")]
+    pub chaos_kill_pid: Option<u32>,
+    /// Seconds into the sending when the instance is killed (default: two thirds of
+    /// `--duration`).
+    #[arg(long, requires = "enabled")]
+    pub chaos_kill_at: Option<f64>,
+    /// Announcements per second by the fixture's administrator (0: none). Default 2.
+    #[arg(long, requires = "enabled")]
+    pub chaos_notifications_per_s: Option<f64>,
+    /// Every Nth announcement goes to everyone (`{"all":true}`), the others to one random
+    /// member (0: never to everyone). Default 5.
+    #[arg(long, requires = "enabled")]
+    pub chaos_announce_all_every: Option<u32>,
+}
+
+/// [`Args`] with its defaults applied, for a run of `duration` seconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    pub disconnects_per_s: f64,
+    pub redis_at: Duration,
+    pub redis_down: Duration,
+    pub kill_at: Duration,
+    pub notifications_per_s: f64,
+    pub all_every: u32,
+}
+
+fn seconds(s: f64, what: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("{what}: {s} is not a time"))
+}
+
+impl Args {
+    pub(crate) fn plan(&self, duration: u64) -> anyhow::Result<Plan> {
+        let d = duration as f64;
+        let plan = Plan {
+            disconnects_per_s: self.chaos_disconnects_per_s.unwrap_or(1.0),
+            redis_at: seconds(self.chaos_redis_at.unwrap_or(d / 3.0), "--chaos-redis-at")?,
+            redis_down: seconds(self.chaos_redis_down.unwrap_or(3.0), "--chaos-redis-down")?,
+            kill_at: seconds(
+                self.chaos_kill_at.unwrap_or(2.0 * d / 3.0),
+                "--chaos-kill-at",
+            )?,
+            notifications_per_s: self.chaos_notifications_per_s.unwrap_or(2.0),
+            all_every: self.chaos_announce_all_every.unwrap_or(5),
+        };
+        if !(plan.disconnects_per_s >= 0.0 && plan.notifications_per_s >= 0.0) {
+            bail!("chaos rates must be 0 or more");
+        }
+        Ok(plan)
+    }
+}
+
+/// Runs `sh -c command`; fails unless it exits 0.
+async fn shell(command: String) -> anyhow::Result<()> {
+    let status = tokio::task::spawn_blocking({
+        let command = command.clone();
+        move || {
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .status()
+        }
+    })
+    .await??;
+    if !status.success() {
+        bail!("`{command}` exited with {status}");
+    }
+    Ok(())
+}
+
+fn shell_hook(command: String) -> Hook {
+    Box::new(move || Box::pin(shell(command)))
+}
+
+impl Faults {
+    /// The faults the command line asks for, as shell commands.
+    pub fn from_args(args: &Args) -> anyhow::Result<Self> {
+        let redis_stop = match (&args.chaos_redis_stop_cmd, args.chaos_redis_pid) {
+            (Some(cmd), _) => Some(cmd.clone()),
+            (None, Some(pid)) if args.chaos_redis_start_cmd.is_some() => {
+                Some(format!("kill -9 {pid}"))
+            }
+            (None, Some(pid)) => Some(format!("kill -STOP {pid}")),
+            (None, None) => None,
+        };
+        let redis_start = match (&args.chaos_redis_start_cmd, args.chaos_redis_pid) {
+            (Some(cmd), _) => Some(cmd.clone()),
+            (None, Some(pid)) => Some(format!("kill -CONT {pid}")),
+            (None, None) => None,
+        };
+        if redis_stop.is_some() != redis_start.is_some() {
+            bail!("stopping Redis needs both --chaos-redis-stop-cmd and --chaos-redis-start-cmd");
+        }
+        let kill = match (&args.chaos_kill_cmd, args.chaos_kill_pid) {
+            (Some(_), Some(_)) => bail!("give --chaos-kill-cmd or --chaos-kill-pid, not both"),
+            (Some(cmd), None) => Some(cmd.clone()),
+            (None, Some(pid)) => Some(format!("kill -9 {pid}")),
+            (None, None) => None,
+        };
+        Ok(Self {
+            redis_stop: redis_stop.map(shell_hook),
+            redis_start: redis_start.map(shell_hook),
+            kill_instance: kill.map(shell_hook),
+        })
+    }
+}
+
+/// A fault as it ran.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRun {
+    /// `redis_stop`, `redis_start` or `kill_instance`.
+    pub fault: &'static str,
+    /// Seconds into the sending, as planned and as it started.
+    pub planned_at_s: f64,
+    pub at_s: f64,
+    pub took_s: f64,
+    pub error: Option<String>,
+}
+
+/// Runs each fault at its time (from `start`, the first message); returns what ran.
+pub(crate) async fn run_faults(faults: Faults, plan: Plan, start: Instant) -> Vec<FaultRun> {
+    let mut schedule: Vec<(Duration, &'static str, Hook)> = vec![];
+    if let (Some(stop), Some(restart)) = (faults.redis_stop, faults.redis_start) {
+        schedule.push((plan.redis_at, "redis_stop", stop));
+        schedule.push((plan.redis_at + plan.redis_down, "redis_start", restart));
+    }
+    if let Some(kill) = faults.kill_instance {
+        schedule.push((plan.kill_at, "kill_instance", kill));
+    }
+    schedule.sort_by_key(|(at, ..)| *at);
+    let mut runs = vec![];
+    for (at, fault, hook) in schedule {
+        tokio::time::sleep_until((start + at).into()).await;
+        let began = Instant::now();
+        println!(
+            "  {:>5.1} s: chaos: {fault}",
+            began.duration_since(start).as_secs_f64()
+        );
+        let outcome = hook().await;
+        runs.push(FaultRun {
+            fault,
+            planned_at_s: at.as_secs_f64(),
+            at_s: began.duration_since(start).as_secs_f64(),
+            took_s: began.elapsed().as_secs_f64(),
+            error: outcome.err().map(|e| format!("{e:#}")),
+        });
+    }
+    runs
+}
+
+/// Drops a random client's socket, `rate` times a second on average (Poisson), until
+/// `until`.
+pub(crate) async fn disconnect_at_random(
+    clients: Vec<mpsc::Sender<Command>>,
+    rate: f64,
+    until: Instant,
+) {
+    if rate <= 0.0 || clients.is_empty() {
+        return;
+    }
+    loop {
+        let gap = -(1.0 - rand::random::<f64>()).ln() / rate;
+        let at = Instant::now() + Duration::from_secs_f64(gap.min(3600.0));
+        if at >= until {
+            return;
+        }
+        tokio::time::sleep_until(at.into()).await;
+        let victim = rand::random_range(0..clients.len());
+        let _ = clients[victim].try_send(Command::Drop);
+    }
+}
+
+/// What happened to the clients, counted as it happens.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub disconnects: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub resumes: AtomicU64,
+    pub resumed: AtomicU64,
+    pub replayed: AtomicU64,
+    pub refetches: AtomicU64,
+    pub refetched_messages: AtomicU64,
+    pub refetch_failures: AtomicU64,
+    pub retried_sends: AtomicU64,
+    pub stale_frames: AtomicU64,
+    pub event_gaps: AtomicU64,
+    pub twins: AtomicU64,
+    /// Sends in outboxes, not acked (nor refused for good) yet.
+    pub outstanding: AtomicI64,
+    /// Clients that got their first `resumed` (their notification number to start from).
+    pub baselined: AtomicU64,
+    pub reconnect_failures: Mutex<BTreeMap<String, u64>>,
+    pub resync_required: Mutex<BTreeMap<String, u64>>,
+    pub refusals: Mutex<BTreeMap<String, u64>>,
+    pub notifications: notify::Counters,
+}
+
+/// The `chaos` object of the results.
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    /// Sockets the tool dropped on purpose (`--chaos-disconnects-per-s`).
+    pub disconnects: u64,
+    /// Sockets opened again after any loss (the first opening excluded).
+    pub reconnects: u64,
+    pub reconnect_failures: BTreeMap<String, u64>,
+    /// `resume` frames sent: first thing on every socket, and again after
+    /// `resync_required` on the same socket.
+    pub resumes: u64,
+    /// `resumed` answers, and the events they say were replayed.
+    pub resumed: u64,
+    pub replayed: u64,
+    /// By scope: `conversation`, `notifications`, `all` (also `conversation_id: null`
+    /// without a scope).
+    pub resync_required: BTreeMap<String, u64>,
+    /// Conversations refetched over REST after `resync_required`, and their messages.
+    pub refetches: u64,
+    pub refetched_messages: u64,
+    pub refetch_failures: u64,
+    /// Sends written again (same `client_msg_id`) after a reconnect or a refusal.
+    pub retried_sends: u64,
+    /// Retryable refusals (`rate_limited`, `overloaded`, `service_unavailable`) by code.
+    pub refusals: BTreeMap<String, u64>,
+    /// Conversation frames at or below the client's position, ignored as the protocol
+    /// allows (overlap after a refetch or a replay).
+    pub stale_frames: u64,
+    /// Conversation frames that skipped event numbers on arrival.
+    pub event_gaps: u64,
+    /// One `client_msg_id` stored as two messages.
+    pub twins: u64,
+    pub faults: Vec<FaultRun>,
+    pub notifications: Notifications,
+}
+
+impl Results {
+    pub(crate) fn from_counters(c: &Counters, faults: Vec<FaultRun>, n: Notifications) -> Self {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let map =
+            |m: &Mutex<BTreeMap<String, u64>>| m.lock().map(|m| m.clone()).unwrap_or_default();
+        Self {
+            disconnects: get(&c.disconnects),
+            reconnects: get(&c.reconnects),
+            reconnect_failures: map(&c.reconnect_failures),
+            resumes: get(&c.resumes),
+            resumed: get(&c.resumed),
+            replayed: get(&c.replayed),
+            resync_required: map(&c.resync_required),
+            refetches: get(&c.refetches),
+            refetched_messages: get(&c.refetched_messages),
+            refetch_failures: get(&c.refetch_failures),
+            retried_sends: get(&c.retried_sends),
+            refusals: map(&c.refusals),
+            stale_frames: get(&c.stale_frames),
+            event_gaps: get(&c.event_gaps),
+            twins: get(&c.twins),
+            faults,
+            notifications: n,
+        }
+    }
+
+    /// Every fault ran, nothing was twinned or left unrefetched, and every notification
+    /// arrived once, in order, numbered.
+    pub fn is_clean(&self) -> bool {
+        let n = &self.notifications;
+        self.faults.iter().all(|f| f.error.is_none())
+            && self.twins == 0
+            && self.refetch_failures == 0
+            && n.lost == 0
+            && n.duplicated == 0
+            && n.reordered == 0
+            && n.unnumbered_frames == 0
+            && n.failed.is_empty()
+    }
+}

@@ -1,0 +1,253 @@
+//! Notifications in chaos mode: the fixture's administrator sends announcements (to one
+//! member, or to everyone), and every client checks the `notification.created` frames it
+//! gets: numbers 1, 2, 3… (after the one it started from) exactly once each, in order,
+//! across reconnects.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{chat::track::Track, report::count, socket::Endpoints};
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    /// Announcements the server accepted.
+    pub sent: AtomicU64,
+    /// Of which to everyone.
+    pub to_all: AtomicU64,
+    /// Announcements to one member, by the member's slot.
+    pub direct: Vec<AtomicU64>,
+    pub failed: Mutex<BTreeMap<String, u64>>,
+    /// Distinct notifications received, over all clients.
+    pub delivered: AtomicU64,
+}
+
+impl Counters {
+    pub fn new(clients: usize) -> Self {
+        Self {
+            direct: (0..clients).map(|_| AtomicU64::new(0)).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// How many notifications the client in `slot` should get.
+    pub fn expected(&self, slot: usize) -> u64 {
+        self.to_all.load(Ordering::Relaxed)
+            + self
+                .direct
+                .get(slot)
+                .map_or(0, |d| d.load(Ordering::Relaxed))
+    }
+
+    pub fn expected_total(&self) -> u64 {
+        (0..self.direct.len()).map(|s| self.expected(s)).sum()
+    }
+}
+
+/// Sends `rate` announcements a second until `until`: every `all_every`th to everyone, the
+/// others to one random client (`users`: the clients' user ids, by slot).
+pub(crate) async fn announce(
+    endpoints: &Endpoints,
+    admin_token: &str,
+    users: &[Uuid],
+    rate: f64,
+    all_every: u32,
+    until: Instant,
+    counters: &Counters,
+) {
+    if rate <= 0.0 || users.is_empty() {
+        return;
+    }
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_or_default();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut k: u64 = 0;
+    loop {
+        tick.tick().await;
+        if Instant::now() >= until {
+            return;
+        }
+        k += 1;
+        let to_all = all_every > 0 && k.is_multiple_of(u64::from(all_every));
+        let slot = rand::random_range(0..users.len());
+        let mut body = json!({
+            "title": format!("Chaos announcement {k}"),
+            "body": "Sent by tunelink-load in chaos mode.",
+        });
+        if to_all {
+            body["all"] = json!(true);
+        } else {
+            body["user_id"] = json!(users[slot]);
+        }
+        // A server that refuses the connection created nothing: try the others. Any other
+        // failure leaves it unknown whether the announcement exists; it is counted.
+        let first = rand::random_range(0..endpoints.len());
+        let mut outcome = Err("no server".to_owned());
+        for server in first..first + endpoints.len() {
+            let url = format!("{}/api/v1/notifications", endpoints.http_base(server));
+            match http
+                .post(url)
+                .bearer_auth(admin_token)
+                .json(&body)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().as_u16() == 201 => {
+                    outcome = Ok(());
+                    break;
+                }
+                Ok(r) => {
+                    outcome = Err(format!("status {}", r.status().as_u16()));
+                    break;
+                }
+                Err(e) if e.is_connect() => outcome = Err("connect".to_owned()),
+                Err(e) => {
+                    outcome = Err(if e.is_timeout() { "timeout" } else { "error" }.to_owned());
+                    break;
+                }
+            }
+        }
+        match outcome {
+            Ok(()) => {
+                counters.sent.fetch_add(1, Ordering::Relaxed);
+                if to_all {
+                    counters.to_all.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    counters.direct[slot].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(why) => count(&counters.failed, why),
+        }
+    }
+}
+
+/// One client's notifications, across its sockets.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// The number `resumed` gave on the first socket: the run's notifications follow it.
+    pub baseline: Option<i64>,
+    /// The last number processed (what `resume` sends as `notifications`).
+    pub position: i64,
+    /// Whether the server numbers notifications (`resumed.notifications_seq`); `None`
+    /// until the first `resumed`.
+    pub numbered: Option<bool>,
+    pub track: Track,
+    pub ids: HashSet<Uuid>,
+    pub duplicated_ids: u64,
+    pub unnumbered: u64,
+}
+
+impl Seen {
+    /// A `resumed` frame: the first gives the baseline; each gives the position.
+    pub fn resumed(&mut self, notifications_seq: Option<i64>) -> bool {
+        let first = self.numbered.is_none();
+        self.numbered = Some(notifications_seq.is_some() && self.numbered != Some(false));
+        if let Some(n) = notifications_seq {
+            if first {
+                self.baseline = Some(n);
+                self.track = Track::after(n);
+            }
+            self.position = n;
+        }
+        first
+    }
+
+    /// A notification (frame or REST item); returns whether it is new.
+    pub fn receive(&mut self, id: Option<Uuid>, seq: Option<i64>) -> bool {
+        let new_id = match id {
+            Some(id) => {
+                let new = self.ids.insert(id);
+                if !new {
+                    self.duplicated_ids += 1;
+                }
+                new
+            }
+            None => true,
+        };
+        match seq {
+            Some(seq) => {
+                self.track.receive(seq);
+                self.position = self.position.max(seq);
+            }
+            None => self.unnumbered += 1,
+        }
+        new_id
+    }
+}
+
+/// The `chaos.notifications` object of the results.
+#[derive(Debug, Default, Serialize)]
+pub struct Notifications {
+    /// Announcements accepted by the server, of which to everyone.
+    pub sent: u64,
+    pub to_all: u64,
+    pub failed: BTreeMap<String, u64>,
+    /// Deliveries expected (one per recipient client) and received (distinct).
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    /// More received than sent to a client (an announcement whose answer was lost).
+    pub unexpected: u64,
+    /// Whether the server numbered them (`seq`, `resumed.notifications_seq`).
+    pub numbered: bool,
+    /// `notification.created` frames without `seq`.
+    pub unnumbered_frames: u64,
+}
+
+impl Notifications {
+    pub(crate) fn tally<'a>(
+        counters: &Counters,
+        clients: impl Iterator<Item = (usize, Option<&'a Seen>)>,
+    ) -> Self {
+        let mut n = Self {
+            sent: counters.sent.load(Ordering::Relaxed),
+            to_all: counters.to_all.load(Ordering::Relaxed),
+            failed: counters
+                .failed
+                .lock()
+                .map(|m| m.clone())
+                .unwrap_or_default(),
+            numbered: true,
+            ..Self::default()
+        };
+        for (slot, seen) in clients {
+            let expected = counters.expected(slot);
+            n.expected += expected;
+            let Some(seen) = seen else {
+                n.lost += expected;
+                continue;
+            };
+            let received = seen.ids.len() as u64;
+            n.delivered += received;
+            let mut lost = expected.saturating_sub(received);
+            let mut duplicated = seen.duplicated_ids;
+            if seen.numbered == Some(true) && seen.unnumbered == 0 {
+                let last = seen.baseline.unwrap_or(0) + i64::try_from(expected).unwrap_or(0);
+                lost = lost.max(seen.track.lost(last));
+                duplicated = duplicated.max(seen.track.duplicated);
+                n.reordered += seen.track.reordered;
+            } else {
+                n.numbered = false;
+            }
+            n.lost += lost;
+            n.duplicated += duplicated;
+            n.unexpected += received.saturating_sub(expected);
+            n.unnumbered_frames += seen.unnumbered;
+        }
+        n
+    }
+}
