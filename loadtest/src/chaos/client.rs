@@ -4,7 +4,7 @@
 //! socket and after every refusal.
 
 use std::{
-    collections::{BTreeMap, HashMap, hash_map::Entry},
+    collections::{BTreeMap, HashMap},
     sync::atomic::Ordering,
     time::{Duration, Instant},
 };
@@ -14,61 +14,43 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::{Counters, notify::Seen, rest};
+use super::{Counters, notify::Seen};
 use crate::{
-    chat::{
-        BODY_PREFIX, Command, Outcome, SHARDS, Send, Shared,
-        frames::{self, Ack, Event, Notification, Refused, Resumed, Resync},
-        track::Track,
-    },
+    chat::{BODY_PREFIX, Command, Outcome, Send, Shared, track::Track},
     report::count,
     socket::{self, Endpoints, Socket},
 };
 
-/// Refusals that stored nothing: the send is retried after `retry_after`.
-const RETRYABLE: [&str; 3] = ["rate_limited", "overloaded", "service_unavailable"];
-
-const CONVERSATION_FRAMES: [&str; 8] = [
-    "message.created",
-    "message.edited",
-    "message.deleted",
-    "read.updated",
-    "member.joined",
-    "member.left",
-    "conversation.created",
-    "conversation.renamed",
-];
-
 pub(crate) struct Client<'a> {
-    slot: usize,
-    token: &'a str,
-    shared: &'a Shared,
-    chaos: &'a Counters,
-    endpoints: &'a Endpoints,
-    http: reqwest::Client,
+    pub(super) slot: usize,
+    pub(super) token: &'a str,
+    pub(super) shared: &'a Shared,
+    pub(super) chaos: &'a Counters,
+    pub(super) endpoints: &'a Endpoints,
+    pub(super) http: reqwest::Client,
     /// `client_msg_id`s are `<run>-<slot>-<ref>`: unique across runs of one fixture.
-    own_prefix: String,
+    pub(super) own_prefix: String,
     /// Per conversation: messages by number, and the last event number processed.
-    tracks: HashMap<usize, Track>,
-    events: HashMap<usize, i64>,
-    outbox: BTreeMap<u64, Pending>,
+    pub(super) tracks: HashMap<usize, Track>,
+    pub(super) events: HashMap<usize, i64>,
+    pub(super) outbox: BTreeMap<u64, Pending>,
     next_ref: u64,
     /// This client's messages seen, by `ref`: their message number (a second one is a twin).
-    own: HashMap<u64, i64>,
-    notes: Seen,
+    pub(super) own: HashMap<u64, i64>,
+    pub(super) notes: Seen,
     ever_connected: bool,
 }
 
-struct Pending {
+pub(super) struct Pending {
     frame: String,
-    first_written: Option<Instant>,
+    pub(super) first_written: Option<Instant>,
     /// Written on the current socket: its answer may still come.
-    on_socket: bool,
+    pub(super) on_socket: bool,
     /// Refused: not before then.
-    retry_at: Option<Instant>,
+    pub(super) retry_at: Option<Instant>,
 }
 
-enum Action {
+pub(super) enum Action {
     None,
     Write,
     Resume,
@@ -342,185 +324,5 @@ impl<'a> Client<'a> {
             frame["notifications"] = json!(self.notes.position);
         }
         frame.to_string()
-    }
-
-    fn handle(&mut self, text: &str) -> Action {
-        let shard = self.slot % SHARDS;
-        match frames::kind(text) {
-            "ack" => {
-                let Ok(ack) = serde_json::from_str::<Ack<'_>>(text) else {
-                    return Action::None;
-                };
-                let done = ack.reference.parse::<u64>().ok();
-                if let Some(p) = done.and_then(|r| self.outbox.remove(&r)) {
-                    self.chaos.outstanding.fetch_sub(1, Ordering::Relaxed);
-                    let sent = p.first_written.unwrap_or_else(Instant::now);
-                    self.shared.record_ack(shard, &ack, sent);
-                }
-            }
-            "error" => {
-                let Ok(refused) = serde_json::from_str::<Refused<'_>>(text) else {
-                    return Action::None;
-                };
-                let r = refused.reference.as_deref().and_then(|r| r.parse().ok());
-                match r.and_then(|r| self.outbox.get_mut(&r).map(|p| (r, p))) {
-                    Some((_, p)) if RETRYABLE.contains(&&*refused.code) => {
-                        self.shared.refused.fetch_add(1, Ordering::Relaxed);
-                        count(&self.chaos.refusals, refused.code.into_owned());
-                        let wait = Duration::from_secs(refused.retry_after.unwrap_or(1));
-                        p.on_socket = false;
-                        p.retry_at = Some(Instant::now() + wait.max(Duration::from_millis(200)));
-                    }
-                    Some((r, _)) => {
-                        self.outbox.remove(&r);
-                        self.chaos.outstanding.fetch_sub(1, Ordering::Relaxed);
-                        count(&self.shared.send_errors, refused.code.into_owned());
-                    }
-                    None => count(&self.shared.send_errors, refused.code.into_owned()),
-                }
-            }
-            "resync_required" => {
-                self.shared.resyncs.fetch_add(1, Ordering::Relaxed);
-                let Ok(resync) = serde_json::from_str::<Resync>(text) else {
-                    return Action::Resume;
-                };
-                let scope = match (&resync.conversation_id, resync.scope) {
-                    (Some(_), _) => "conversation".to_owned(),
-                    (None, Some(scope)) => scope,
-                    (None, None) => "all".to_owned(),
-                };
-                count(&self.chaos.resync_required, scope.clone());
-                return match resync.conversation_id {
-                    Some(id) => match self.shared.index.get(&id) {
-                        Some(&conv) => Action::Refetch(conv),
-                        None => Action::None,
-                    },
-                    None if scope == "notifications" => Action::RefetchNotifications,
-                    None => Action::Resume,
-                };
-            }
-            "resumed" => {
-                let Ok(resumed) = serde_json::from_str::<Resumed>(text) else {
-                    return Action::None;
-                };
-                self.chaos.resumed.fetch_add(1, Ordering::Relaxed);
-                let replayed = &self.chaos.replayed;
-                replayed.fetch_add(resumed.replayed, Ordering::Relaxed);
-                if self.notes.resumed(resumed.notifications_seq) {
-                    self.chaos.baselined.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            "notification.created" => {
-                let Ok(n) = serde_json::from_str::<Notification>(text) else {
-                    return Action::None;
-                };
-                let id = n.notification.as_ref().map(|b| b.id);
-                let seq = n.seq.or_else(|| n.notification.and_then(|b| b.seq));
-                if self.notes.receive(id, seq) {
-                    let delivered = &self.chaos.notifications.delivered;
-                    delivered.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            "notification.read" | "notification.deleted" => {
-                // Not caused by the tool; they take a number in the same sequence.
-                if let Ok(Notification { seq: Some(seq), .. }) = serde_json::from_str(text) {
-                    self.notes.position = self.notes.position.max(seq);
-                }
-            }
-            kind if CONVERSATION_FRAMES.contains(&kind) => self.event(kind, text),
-            _ => {}
-        }
-        Action::None
-    }
-
-    /// A conversation frame: ignored at or below the position (as a client does), else
-    /// processed and its message checked.
-    fn event(&mut self, kind: &str, text: &str) {
-        let Ok(event) = serde_json::from_str::<Event<'_>>(text) else {
-            count(&self.shared.send_errors, format!("unreadable {kind}"));
-            return;
-        };
-        let (Some(id), Some(seq)) = (event.conversation_id, event.seq) else {
-            return;
-        };
-        let Some(&conv) = self.shared.index.get(&id) else {
-            return;
-        };
-        let position = self.events.entry(conv).or_insert(0);
-        if seq <= *position {
-            self.chaos.stale_frames.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        if seq > *position + 1 {
-            self.chaos.event_gaps.fetch_add(1, Ordering::Relaxed);
-        }
-        *position = seq;
-        if kind == "message.created"
-            && let Some(m) = event.message
-        {
-            self.message(conv, m.seq, m.body.as_deref(), m.client_msg_id.as_deref());
-        }
-    }
-
-    fn message(&mut self, conv: usize, seq: i64, body: Option<&str>, client_msg_id: Option<&str>) {
-        if self.tracks.entry(conv).or_default().receive(seq) {
-            self.shared.record_delivery(self.slot % SHARDS, body);
-        }
-        let mine = client_msg_id
-            .and_then(|c| c.strip_prefix(self.own_prefix.as_str()))
-            .and_then(|r| r.parse::<u64>().ok());
-        if let Some(r) = mine {
-            match self.own.entry(r) {
-                Entry::Occupied(o) if *o.get() != seq => {
-                    self.chaos.twins.fetch_add(1, Ordering::Relaxed);
-                }
-                Entry::Occupied(_) => {}
-                Entry::Vacant(v) => {
-                    v.insert(seq);
-                }
-            }
-        }
-    }
-
-    /// `resync_required` for one conversation: its messages over REST from the first one
-    /// missing, then on from its current event number.
-    async fn refetch(&mut self, conv: usize) {
-        let after = self.tracks.get(&conv).map_or(0, Track::contiguous);
-        let id = self.shared.ids[conv];
-        match rest::conversation(&self.http, self.endpoints, self.token, id, after).await {
-            Ok((last_event, messages)) => {
-                self.chaos.refetches.fetch_add(1, Ordering::Relaxed);
-                let fetched = &self.chaos.refetched_messages;
-                fetched.fetch_add(messages.len() as u64, Ordering::Relaxed);
-                for m in messages {
-                    if !self.tracks.get(&conv).is_some_and(|t| t.has(m.seq)) {
-                        self.message(conv, m.seq, m.body.as_deref(), m.client_msg_id.as_deref());
-                    }
-                }
-                let position = self.events.entry(conv).or_insert(0);
-                *position = (*position).max(last_event);
-            }
-            Err(_) => {
-                self.chaos.refetch_failures.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// `resync_required` for notifications: those after the position, over REST.
-    async fn refetch_notifications(&mut self) {
-        let after = self.notes.position;
-        match rest::notifications(&self.http, self.endpoints, self.token, after).await {
-            Ok(items) => {
-                for n in items {
-                    if self.notes.receive(Some(n.id), n.seq) {
-                        let delivered = &self.chaos.notifications.delivered;
-                        delivered.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            Err(_) => {
-                self.chaos.refetch_failures.fetch_add(1, Ordering::Relaxed);
-            }
-        }
     }
 }

@@ -10,6 +10,7 @@
 
 pub(crate) mod client;
 pub(crate) mod notify;
+mod receive;
 mod rest;
 
 use std::{
@@ -340,5 +341,59 @@ impl Results {
             && n.reordered == 0
             && n.unnumbered_frames == 0
             && n.failed.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Args, Faults, shell};
+
+    fn args() -> Args {
+        Args {
+            enabled: true,
+            ..Args::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn shell_commands_fail_unless_they_exit_0() {
+        assert!(shell("true".into()).await.is_ok());
+        let err = shell("exit 3".into()).await.unwrap_err();
+        assert!(err.to_string().contains("exit 3"), "{err}");
+    }
+
+    #[test]
+    fn flags_map_to_hooks() {
+        let none = Faults::from_args(&args()).unwrap();
+        assert!(none.redis_stop.is_none() && none.kill_instance.is_none());
+        // A pid alone freezes and thaws; with a start command it is killed.
+        let frozen = Faults::from_args(&Args {
+            chaos_redis_pid: Some(42),
+            chaos_kill_pid: Some(43),
+            ..args()
+        })
+        .unwrap();
+        assert!(frozen.redis_stop.is_some() && frozen.redis_start.is_some());
+        assert!(frozen.kill_instance.is_some());
+        let half = Faults::from_args(&Args {
+            chaos_redis_stop_cmd: Some("redis-cli shutdown".into()),
+            ..args()
+        });
+        assert!(half.is_err());
+    }
+
+    #[test]
+    fn defaults_put_redis_at_a_third_and_the_kill_at_two_thirds() {
+        let plan = args().plan(30).unwrap();
+        assert_eq!(plan.redis_at.as_secs(), 10);
+        assert_eq!(plan.kill_at.as_secs(), 20);
+        assert!(
+            Args {
+                chaos_disconnects_per_s: Some(-1.0),
+                ..args()
+            }
+            .plan(30)
+            .is_err()
+        );
     }
 }

@@ -251,3 +251,50 @@ impl Notifications {
         n
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::{Counters, Notifications, Seen};
+
+    #[test]
+    fn numbered_notifications_count_from_the_first_resumed() {
+        let counters = Counters::new(2);
+        counters
+            .to_all
+            .store(2, std::sync::atomic::Ordering::Relaxed);
+        counters.direct[1].store(1, std::sync::atomic::Ordering::Relaxed);
+        // Client 0 started at 5 and got 6, 7; client 1 started at 0 and got 1, 3, 3.
+        let mut a = Seen::default();
+        assert!(a.resumed(Some(5)));
+        for seq in [6, 7] {
+            assert!(a.receive(Some(Uuid::from_u128(seq as u128)), Some(seq)));
+        }
+        let mut b = Seen::default();
+        b.resumed(Some(0));
+        let twice = Uuid::from_u128(3);
+        b.receive(Some(Uuid::from_u128(1)), Some(1));
+        b.receive(Some(twice), Some(3));
+        assert!(!b.receive(Some(twice), Some(3)));
+        assert!(!b.resumed(Some(3)));
+        let n = Notifications::tally(&counters, [(0, Some(&a)), (1, Some(&b))].into_iter());
+        assert_eq!((n.expected, n.delivered), (5, 4));
+        assert_eq!((n.lost, n.duplicated, n.reordered), (1, 1, 0));
+        assert!(n.numbered);
+    }
+
+    #[test]
+    fn unnumbered_notifications_are_counted_by_id() {
+        let counters = Counters::new(1);
+        counters
+            .to_all
+            .store(3, std::sync::atomic::Ordering::Relaxed);
+        let mut a = Seen::default();
+        a.resumed(None);
+        a.receive(Some(Uuid::from_u128(1)), None);
+        let n = Notifications::tally(&counters, [(0, Some(&a))].into_iter());
+        assert_eq!((n.lost, n.unnumbered_frames), (2, 1));
+        assert!(!n.numbered);
+    }
+}
