@@ -18,6 +18,10 @@ use uuid::Uuid;
 
 use crate::{chat::track::Track, report::count, socket::Endpoints};
 
+/// Prefix of the failures that are the server's answer (the others are transport errors:
+/// a killed instance, a timeout).
+const REFUSED: &str = "status ";
+
 #[derive(Default)]
 pub(crate) struct Counters {
     /// Announcements the server accepted.
@@ -109,7 +113,7 @@ pub(crate) async fn announce(
                     break;
                 }
                 Ok(r) => {
-                    outcome = Err(format!("status {}", r.status().as_u16()));
+                    outcome = Err(format!("{REFUSED}{}", r.status().as_u16()));
                     break;
                 }
                 Err(e) if e.is_connect() => outcome = Err("connect".to_owned()),
@@ -140,9 +144,10 @@ pub struct Seen {
     pub baseline: Option<i64>,
     /// The last number processed (what `resume` sends as `notifications`).
     pub position: i64,
-    /// Whether the server numbers notifications (`resumed.notifications_seq`); `None`
-    /// until the first `resumed`.
+    /// Whether the server numbers notifications (`resumed.notifications_seq`, or `seq`
+    /// on a frame); `None` until the first `resumed`.
     pub numbered: Option<bool>,
+    resumed_once: bool,
     pub track: Track,
     pub ids: HashSet<Uuid>,
     pub duplicated_ids: u64,
@@ -150,16 +155,22 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// A `resumed` frame: the first gives the baseline; each gives the position.
+    /// A `resumed` frame: the first gives the baseline; each gives the position. Returns
+    /// whether it was the first.
     pub fn resumed(&mut self, notifications_seq: Option<i64>) -> bool {
-        let first = self.numbered.is_none();
-        self.numbered = Some(notifications_seq.is_some() && self.numbered != Some(false));
-        if let Some(n) = notifications_seq {
-            if first {
-                self.baseline = Some(n);
-                self.track = Track::after(n);
+        let first = !self.resumed_once;
+        self.resumed_once = true;
+        match notifications_seq {
+            Some(n) => {
+                if first {
+                    self.baseline = Some(n);
+                    self.track = Track::after(n);
+                }
+                self.numbered = Some(true);
+                self.position = n;
             }
-            self.position = n;
+            None if self.numbered.is_none() => self.numbered = Some(false),
+            None => {}
         }
         first
     }
@@ -178,6 +189,7 @@ impl Seen {
         };
         match seq {
             Some(seq) => {
+                self.numbered = Some(true);
                 self.track.receive(seq);
                 self.position = self.position.max(seq);
             }
@@ -193,6 +205,9 @@ pub struct Notifications {
     /// Announcements accepted by the server, of which to everyone.
     pub sent: u64,
     pub to_all: u64,
+    /// Announcements not sent: refused by the server (`status …`, which makes the run
+    /// unclean), or lost in transport (`connect`, `timeout`, `error`: whether they exist
+    /// is unknown; if they do, they show as `unexpected`).
     pub failed: BTreeMap<String, u64>,
     /// Deliveries expected (one per recipient client) and received (distinct).
     pub expected: u64,
@@ -209,6 +224,15 @@ pub struct Notifications {
 }
 
 impl Notifications {
+    /// Announcements the server refused.
+    pub fn refused(&self) -> u64 {
+        self.failed
+            .iter()
+            .filter(|(why, _)| why.starts_with(REFUSED))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     pub(crate) fn tally<'a>(
         counters: &Counters,
         clients: impl Iterator<Item = (usize, Option<&'a Seen>)>,

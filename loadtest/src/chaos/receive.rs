@@ -16,7 +16,7 @@ use super::{
 use crate::{
     chat::{
         SHARDS,
-        frames::{self, Ack, Event, Notification, Refused, Resumed, Resync},
+        frames::{self, Ack, Event, EventMessage, Notification, Refused, Resumed, Resync},
         track::Track,
     },
     report::count,
@@ -126,8 +126,10 @@ impl Client<'_> {
         Action::None
     }
 
-    /// A conversation frame: ignored at or below the position (as a client does), else
-    /// processed and its message checked.
+    /// A conversation frame. One at or below the position is what a client ignores (the
+    /// overlap of a replay or a refetch: `stale_frames`), unless its message is one this
+    /// client never had: the server sent N after N+1 (`late_frames`), and the message
+    /// counts as reordered, not lost.
     fn event(&mut self, kind: &str, text: &str) {
         let Ok(event) = serde_json::from_str::<Event<'_>>(text) else {
             count(&self.shared.send_errors, format!("unreadable {kind}"));
@@ -139,18 +141,26 @@ impl Client<'_> {
         let Some(&conv) = self.shared.index.get(&id) else {
             return;
         };
+        let message = event.message.filter(|_| kind == "message.created");
         let position = self.events.entry(conv).or_insert(0);
         if seq <= *position {
-            self.chaos.stale_frames.fetch_add(1, Ordering::Relaxed);
+            let had = |m: &EventMessage<'_>| self.tracks.get(&conv).is_some_and(|t| t.has(m.seq));
+            match message {
+                Some(m) if !had(&m) => {
+                    self.chaos.late_frames.fetch_add(1, Ordering::Relaxed);
+                    self.message(conv, m.seq, m.body.as_deref(), m.client_msg_id.as_deref());
+                }
+                _ => {
+                    self.chaos.stale_frames.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             return;
         }
         if seq > *position + 1 {
             self.chaos.event_gaps.fetch_add(1, Ordering::Relaxed);
         }
         *position = seq;
-        if kind == "message.created"
-            && let Some(m) = event.message
-        {
+        if let Some(m) = message {
             self.message(conv, m.seq, m.body.as_deref(), m.client_msg_id.as_deref());
         }
     }

@@ -117,7 +117,7 @@ impl Results {
             println!(
                 "chaos: {} disconnects, {} reconnects (failures {:?}), {} resumes, {} resumed \
                  ({} replayed), resync_required {:?}, {} refetches ({} messages, {} failed)\n\
-                 chaos: {} sends retried, refusals {:?}, {} stale frames, {} event gaps, {} twins\n\
+                 chaos: {} sends retried, refusals {:?}, {} stale frames, {} late frames, {} event gaps, {} twins\n\
                  chaos: notifications {} sent ({} to all, failed {:?}): {} of {} delivered, \
                  lost {}, duplicated {}, reordered {}, unexpected {}, numbered {} ({} frames without seq)",
                 c.disconnects,
@@ -133,6 +133,7 @@ impl Results {
                 c.retried_sends,
                 c.refusals,
                 c.stale_frames,
+                c.late_frames,
                 c.event_gaps,
                 c.twins,
                 n.sent,
