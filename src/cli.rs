@@ -43,6 +43,7 @@ enum Command {
     },
     /// Write users with open sessions and access tokens, in conversations, for the load
     /// tool (`tunelink-load --fixture`): a JSON file holding live tokens, keep it private.
+    /// The first user is an administrator (the chaos mode's announcements).
     LoadFixture {
         #[arg(long, default_value_t = 1_000)]
         users: usize,
@@ -142,12 +143,15 @@ pub fn main() -> ExitCode {
                     .with_context(|| format!("writing {}", out.display()))?;
                 println!(
                     "{} users with sessions and {} conversations written to {} in {:.1?} \
-                     (password of every account: {})",
+                     (password of every account: {}; administrator: {})",
                     fixture.users.len(),
                     fixture.conversations.len(),
                     out.display(),
                     started.elapsed(),
-                    fixture.password
+                    fixture.password,
+                    fixture
+                        .admin
+                        .map_or("none", |a| fixture.users[a].username.as_str()),
                 );
                 Ok(())
             }

@@ -8,7 +8,9 @@
 //! burst benchmark does); each gets a real session row; its access token is signed with this
 //! server's `JWT_SECRET` exactly as the login endpoint signs one, and is checked like any
 //! other (signature, expiry, session not revoked). The conversations are written as the chat
-//! writes them (members, `conversation.created` as event 1).
+//! writes them (members, `conversation.created` as event 1). The first user is an
+//! administrator (`role = 'admin'`, `"admin": 0` in the file): the load tool's chaos mode
+//! sends announcements with it.
 
 use std::time::Duration;
 
@@ -49,6 +51,8 @@ pub struct Fixture {
     pub password: String,
     pub users: Vec<User>,
     pub conversations: Vec<Conversation>,
+    /// Index in `users` of the administrator (the first user; none without users).
+    pub admin: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,8 +91,9 @@ pub async fn create(pool: &PgPool, secret: &str, opts: Options) -> anyhow::Resul
             let (id, session) = (Uuid::new_v4(), Uuid::new_v4());
             let username = format!("load{run}_{i:06}");
             emails.push(format!("{username}@{LOAD_EMAIL_DOMAIN}"));
+            let role = if i == 0 { Role::Admin } else { Role::User };
             let (token, _) = keys
-                .issue(id, Role::User, session)
+                .issue(id, role, session)
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             users.push(User {
                 id,
@@ -122,6 +127,13 @@ pub async fn create(pool: &PgPool, secret: &str, opts: Options) -> anyhow::Resul
         .execute(&mut *tx)
         .await
         .context("opening load sessions")?;
+        if start == 0 {
+            sqlx::query("UPDATE users SET role = 'admin' WHERE id = $1")
+                .bind(ids[0])
+                .execute(&mut *tx)
+                .await
+                .context("making the first load user an administrator")?;
+        }
         tx.commit().await?;
     }
 
@@ -155,6 +167,7 @@ pub async fn create(pool: &PgPool, secret: &str, opts: Options) -> anyhow::Resul
     Ok(Fixture {
         run,
         password: LOAD_PASSWORD.to_owned(),
+        admin: (!users.is_empty()).then_some(0),
         users,
         conversations,
     })

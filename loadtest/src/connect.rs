@@ -164,7 +164,7 @@ pub async fn run(fixture: &Fixture, args: &Args) -> anyhow::Result<Results> {
                 }
                 Err(e) => {
                     tally.failed.fetch_add(1, Ordering::Relaxed);
-                    count(&tally.failures, e.0);
+                    count(&tally.failures, e.reason);
                     return;
                 }
             };

@@ -12,6 +12,10 @@ pub struct Fixture {
     pub password: String,
     pub users: Vec<User>,
     pub conversations: Vec<Conversation>,
+    /// Index of the user who is an administrator (fixtures written before chaos mode have
+    /// none).
+    #[serde(default)]
+    pub admin: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +48,9 @@ impl Fixture {
             .find(|c| c.members.iter().any(|&m| m >= fixture.users.len()))
         {
             anyhow::bail!("conversation {} names a user the fixture lacks", c.id);
+        }
+        if fixture.admin.is_some_and(|a| a >= fixture.users.len()) {
+            anyhow::bail!("the fixture's admin is not one of its users");
         }
         Ok(fixture)
     }

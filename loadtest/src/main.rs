@@ -34,3 +34,13 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Login(args) => login::main(args).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -102,6 +102,22 @@ impl Endpoints {
         (target, source)
     }
 
+    /// How many servers.
+    pub fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Server `server`, from the source address of the `i`th socket (a reconnecting
+    /// client keeps its source address and picks its server).
+    pub fn pick_on(&self, i: usize, server: usize) -> (&Target, Option<IpAddr>) {
+        let (_, source) = self.pick(i);
+        (&self.targets[server % self.targets.len()], source)
+    }
+
     /// The base URL (`http://host:port`) of the `i`th server, for REST calls.
     pub fn http_base(&self, i: usize) -> String {
         let url = &self.targets[i % self.targets.len()].url;
@@ -124,7 +140,20 @@ fn ws_url(url: &str) -> anyhow::Result<String> {
 
 /// Why a socket could not be opened, as a short category for the report.
 #[derive(Debug)]
-pub struct OpenError(pub String);
+pub struct OpenError {
+    pub reason: String,
+    /// Seconds the server asked to wait (`rate_limited` before a 4029 close).
+    pub retry_after: Option<u64>,
+}
+
+impl OpenError {
+    fn new(reason: String) -> Self {
+        Self {
+            reason,
+            retry_after: None,
+        }
+    }
+}
 
 #[derive(Deserialize)]
 struct First<'a> {
@@ -132,6 +161,8 @@ struct First<'a> {
     kind: &'a str,
     #[serde(default)]
     code: Option<String>,
+    #[serde(default)]
+    retry_after: Option<u64>,
 }
 
 fn config() -> WebSocketConfig {
@@ -149,11 +180,21 @@ pub async fn open(
     source: Option<IpAddr>,
     token: &str,
 ) -> Result<(Socket, Duration), OpenError> {
+    open_with(target, source, token, r#"{"type":"ping"}"#).await
+}
+
+/// The same, with another first frame (a `resume`).
+pub async fn open_with(
+    target: &Target,
+    source: Option<IpAddr>,
+    token: &str,
+    first: &str,
+) -> Result<(Socket, Duration), OpenError> {
     let started = Instant::now();
-    match tokio::time::timeout(OPEN_TIMEOUT, open_inner(target, source, token)).await {
+    match tokio::time::timeout(OPEN_TIMEOUT, open_inner(target, source, token, first)).await {
         Ok(Ok(socket)) => Ok((socket, started.elapsed())),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(OpenError("timeout".into())),
+        Err(_) => Err(OpenError::new("timeout".into())),
     }
 }
 
@@ -161,8 +202,9 @@ async fn open_inner(
     target: &Target,
     source: Option<IpAddr>,
     token: &str,
+    first: &str,
 ) -> Result<Socket, OpenError> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| OpenError(format!("{what}: {e}"));
+    let fail = |what: &str, e: &dyn std::fmt::Display| OpenError::new(format!("{what}: {e}"));
     let socket = match target.addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
@@ -193,26 +235,26 @@ async fn open_inner(
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(text))) => {
-                let first: First<'_> =
+                let frame: First<'_> =
                     serde_json::from_str(text.as_str()).map_err(|e| fail("bad frame", &e))?;
-                if first.kind != "ready" {
-                    return Err(OpenError(format!(
-                        "refused: {}",
-                        first.code.as_deref().unwrap_or(first.kind)
-                    )));
+                if frame.kind != "ready" {
+                    return Err(OpenError {
+                        reason: format!("refused: {}", frame.code.as_deref().unwrap_or(frame.kind)),
+                        retry_after: frame.retry_after,
+                    });
                 }
                 break;
             }
             Some(Ok(Message::Close(frame))) => {
                 let code = frame.map_or(CloseCode::Status, |f| f.code);
-                return Err(OpenError(format!("closed: {}", u16::from(code))));
+                return Err(OpenError::new(format!("closed: {}", u16::from(code))));
             }
             Some(Ok(_)) => {}
             Some(Err(e)) => return Err(fail("read", &e)),
-            None => return Err(OpenError("closed before ready".into())),
+            None => return Err(OpenError::new("closed before ready".into())),
         }
     }
-    ws.send(Message::text(r#"{"type":"ping"}"#))
+    ws.send(Message::text(first))
         .await
         .map_err(|e| fail("write", &e))?;
     Ok(ws)
