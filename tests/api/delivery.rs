@@ -34,6 +34,22 @@ async fn redis_up(app: &TestApp) {
     panic!("the instance never subscribed to Redis: {redis}");
 }
 
+/// Two instances sharing the database and a Redis of the test's own, both subscribed;
+/// `adjust` tunes the second one's settings.
+async fn pair_with(adjust: impl FnOnce(&mut Settings)) -> (OwnRedis, TestApp, TestApp) {
+    let redis = OwnRedis::start(free_port()).await;
+    let url = redis.url();
+    let one = spawn_with(|s| s.redis_url = Some(Secret::new(url.clone()))).await;
+    let two = spawn_sibling_with(&one, |s| {
+        s.redis_url = Some(Secret::new(url.clone()));
+        adjust(s);
+    })
+    .await;
+    redis_up(&one).await;
+    redis_up(&two).await;
+    (redis, one, two)
+}
+
 /// An administrator's announcement to one user.
 async fn announce(app: &TestApp, admin: &User, to: &User, title: &str) {
     let sent = app
@@ -84,14 +100,8 @@ fn messages(frames: &[Value]) -> Vec<(i64, String)> {
 /// was missed, also for a conversation that had live frames on that socket.
 #[tokio::test]
 async fn resume_on_the_same_socket_after_a_resync_replays_what_was_missed() {
-    let port = free_port();
-    let mut redis = OwnRedis::start(port).await;
-    let url = redis.url();
-    let with_redis = |s: &mut Settings| s.redis_url = Some(Secret::new(url.clone()));
-    let one = spawn_with(with_redis).await;
-    let two = spawn_sibling_with(&one, with_redis).await;
-    redis_up(&one).await;
-    redis_up(&two).await;
+    let (mut redis, one, two) = pair_with(|_| {}).await;
+    let port = redis.port;
     let (nina, miles) = (one.register("nina").await, one.register("miles").await);
     let conv = start_conversation(&one, &nina, &[&miles], None).await;
     let mut phone = connect_live(&two, &miles.access).await;
@@ -366,14 +376,7 @@ async fn reading_a_notification_is_pushed_to_the_other_devices() {
 /// devices, on both instances, without any `resync_required`.
 #[tokio::test]
 async fn an_announcement_to_thousands_of_accounts_needs_no_resync() {
-    let port = free_port();
-    let redis = OwnRedis::start(port).await;
-    let url = redis.url();
-    let with_redis = |s: &mut Settings| s.redis_url = Some(Secret::new(url.clone()));
-    let one = spawn_with(with_redis).await;
-    let two = spawn_sibling_with(&one, with_redis).await;
-    redis_up(&one).await;
-    redis_up(&two).await;
+    let (_redis, one, two) = pair_with(|_| {}).await;
     // 5,000 active accounts, straight into the database (nobody logs in with them).
     sqlx::query(
         "INSERT INTO users (username, email, password_hash)
@@ -423,18 +426,8 @@ async fn an_announcement_to_thousands_of_accounts_needs_no_resync() {
 /// their presence removed, and contacts on another instance hear the user went offline.
 #[tokio::test]
 async fn shutdown_waits_for_its_sockets_to_close_and_leave() {
-    let port = free_port();
-    let redis = OwnRedis::start(port).await;
-    let url = redis.url();
-    let one = spawn_with(|s| s.redis_url = Some(Secret::new(url.clone()))).await;
     // Room to wait for its sockets: the wait below must not be cut short by the grace.
-    let mut two = spawn_sibling_with(&one, |s| {
-        s.redis_url = Some(Secret::new(url.clone()));
-        s.shutdown_grace = Duration::from_secs(10);
-    })
-    .await;
-    redis_up(&one).await;
-    redis_up(&two).await;
+    let (_redis, one, mut two) = pair_with(|s| s.shutdown_grace = Duration::from_secs(10)).await;
     let (nina, miles) = (one.register("nina").await, one.register("miles").await);
     start_conversation(&one, &nina, &[&miles], None).await;
     let mut miles_ws = connect_live(&one, &miles.access).await;
