@@ -110,7 +110,7 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
     // What the user belongs to, read once registered: every frame committed after this
     // reaches the connection, every frame before is the client's to resume.
     let seed = state
-        .with_socket_db(chat::store::memberships(&state.db, user.id))
+        .with_socket_db(chat::log::memberships(&state.db, user.id))
         .await;
     let Ok((rows, notifications)) = seed else {
         state.hub.unregister(user.id, id);

@@ -17,7 +17,7 @@ use super::{
     notification_frame,
     sync::{Action, Membership, Replayed, StreamId, Sync},
 };
-use crate::{chat::store, notifications, state::AppState};
+use crate::{chat::log, notifications, state::AppState};
 
 pub type Sink = SplitSink<WebSocketStream, Message>;
 
@@ -37,7 +37,7 @@ pub fn text(frame: &ServerFrame) -> Option<String> {
 }
 
 /// The store's memberships as the machine knows them.
-pub fn memberships(rows: &[store::Membership]) -> Vec<Membership> {
+pub fn memberships(rows: &[log::Membership]) -> Vec<Membership> {
     rows.iter()
         .map(|m| Membership {
             conversation: m.conversation,
@@ -175,7 +175,7 @@ impl Writer {
     async fn load_memberships(&self) -> Option<Vec<Membership>> {
         let loaded = self
             .state
-            .with_socket_db(store::memberships(&self.state.db, self.user))
+            .with_socket_db(log::memberships(&self.state.db, self.user))
             .await;
         loaded.ok().map(|(rows, _)| memberships(&rows))
     }
@@ -239,7 +239,7 @@ impl Writer {
         match stream {
             StreamId::Conversation(c) => {
                 let stored = state
-                    .with_socket_db(store::events_after(&state.db, user, c, after, REPLAY_LIMIT))
+                    .with_socket_db(log::events_after(&state.db, user, c, after, REPLAY_LIMIT))
                     .await
                     .ok()?;
                 let Some((frames, last)) = stored else {
