@@ -47,7 +47,7 @@ pub async fn events_after(
 
 /// A conversation `user` belongs to, or left, with the event numbers that bound what they
 /// may see.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Membership {
     pub conversation: Uuid,
     /// The conversation's last event, or the one that removed the user.

@@ -12,7 +12,7 @@ use super::{
     hub::{Kill, Outgoing, close},
     presence,
     sync::Sync,
-    writer::{self, HEARTBEAT, Sink, Writer, text},
+    writer::{HEARTBEAT, Sink, Writer, text},
 };
 use crate::{
     auth::{CurrentUser, authenticate},
@@ -112,7 +112,7 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
     let seed = state
         .with_socket_db(chat::log::memberships(&state.db, user.id))
         .await;
-    let Ok((rows, notifications)) = seed else {
+    let Ok((memberships, notifications)) = seed else {
         state.hub.unregister(user.id, id);
         refuse(
             &mut sink,
@@ -123,7 +123,6 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         Box::pin(presence::disconnected(state, user.id)).await;
         return;
     };
-    let memberships = writer::memberships(&rows);
     let sync = Sync::new(&memberships, notifications);
     let ready = ServerFrame::Ready {
         protocol: PROTOCOL_VERSION,

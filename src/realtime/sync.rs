@@ -58,17 +58,7 @@ pub struct Replayed {
 }
 
 /// A conversation the user belongs to (or left), as the store knows it now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Membership {
-    pub conversation: Uuid,
-    /// The last event the user may see: the conversation's last, or the one that removed
-    /// them.
-    pub last: i64,
-    /// The event before the user joined: they see nothing up to it.
-    pub floor: i64,
-    /// Still a member (live frames keep coming).
-    pub active: bool,
-}
+pub use crate::chat::log::Membership;
 
 #[derive(Debug, Default)]
 struct Stream {

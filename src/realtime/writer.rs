@@ -36,18 +36,6 @@ pub fn text(frame: &ServerFrame) -> Option<String> {
     serde_json::to_string(frame).ok()
 }
 
-/// The store's memberships as the machine knows them.
-pub fn memberships(rows: &[log::Membership]) -> Vec<Membership> {
-    rows.iter()
-        .map(|m| Membership {
-            conversation: m.conversation,
-            last: m.last,
-            floor: m.floor,
-            active: m.active,
-        })
-        .collect()
-}
-
 pub struct Writer {
     pub state: AppState,
     pub user: Uuid,
@@ -177,7 +165,7 @@ impl Writer {
             .state
             .with_socket_db(log::memberships(&self.state.db, self.user))
             .await;
-        loaded.ok().map(|(rows, _)| memberships(&rows))
+        loaded.ok().map(|(rows, _)| rows)
     }
 
     /// Carries out the machine's actions in order (a replay's own actions first).
