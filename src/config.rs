@@ -112,11 +112,8 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{name}: {reason}")]
-    Invalid { name: &'static str, reason: String },
-}
+pub use crate::env::ConfigError;
+use crate::env::{parse, var};
 
 impl Settings {
     /// Reads the configuration from the environment and checks it.
@@ -230,24 +227,6 @@ fn invalid(name: &'static str, reason: &str) -> ConfigError {
         name,
         reason: reason.to_owned(),
     }
-}
-
-/// A set, non-empty variable.
-pub(crate) fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-pub(crate) fn parse<T: FromStr>(name: &'static str, default: &str) -> Result<T, ConfigError>
-where
-    T::Err: fmt::Display,
-{
-    let raw = var(name).unwrap_or_else(|| default.to_owned());
-    raw.trim()
-        .parse()
-        .map_err(|err: T::Err| ConfigError::Invalid {
-            name,
-            reason: format!("`{raw}` is not valid: {err}"),
-        })
 }
 
 #[cfg(test)]

@@ -7,77 +7,10 @@
 use std::fmt;
 
 use poem::{Response, http::StatusCode};
-use poem_openapi::Enum;
 
 use crate::envelope::{ErrorEnvelope, FieldError, Nothing, Status};
 
-/// Stable, machine-readable reasons. Clients may rely on these strings; add, never rename.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
-#[oai(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The body or a parameter could not be parsed (bad JSON, wrong type).
-    MalformedRequest,
-    /// One or more fields are invalid; see `errors`.
-    ValidationFailed,
-    /// No credentials were sent.
-    Unauthenticated,
-    /// Wrong login or password.
-    InvalidCredentials,
-    /// The access token is malformed, tampered with or signed with another key.
-    InvalidToken,
-    /// The access token has expired: refresh it.
-    TokenExpired,
-    /// The session was ended (logout, password change, deactivation, token reuse).
-    SessionRevoked,
-    /// The refresh token is unknown or expired.
-    InvalidRefreshToken,
-    /// A refresh token was used twice; its whole session was revoked.
-    RefreshTokenReused,
-    /// The account is deactivated.
-    AccountDeactivated,
-    /// The caller is authenticated but not allowed to do this.
-    Forbidden,
-    /// The resource does not exist (or the caller may not see it).
-    NotFound,
-    /// No route matches the path.
-    RouteNotFound,
-    /// The route exists but not with this method.
-    MethodNotAllowed,
-    /// The username is already taken (ignoring case).
-    UsernameTaken,
-    /// The email is already registered (ignoring case).
-    EmailTaken,
-    /// A catalogue entry with this name already exists (ignoring case).
-    NameTaken,
-    /// The entry is still used by musicians or events and cannot be deleted.
-    InUse,
-    /// The event is cancelled: it can no longer be joined or changed.
-    EventCancelled,
-    /// The event is over.
-    EventFinished,
-    /// The event has no place left.
-    EventFull,
-    /// Every place for this instrument is taken.
-    InstrumentFull,
-    /// You already take part in this event.
-    AlreadyParticipating,
-    /// You organise this event; you cannot also join it.
-    OwnEvent,
-    /// This status change is not allowed from the current status.
-    InvalidTransition,
-    /// The request conflicts with the current state.
-    Conflict,
-    /// The body is larger than the server accepts.
-    PayloadTooLarge,
-    /// The `Content-Type` is not one this operation accepts.
-    UnsupportedMediaType,
-    /// Too many requests: wait for `Retry-After` seconds.
-    RateLimited,
-    /// A dependency (database, Redis) is unavailable or the server is overloaded: retry later.
-    ServiceUnavailable,
-    /// An unexpected error; it was logged with the request id.
-    InternalError,
-}
+pub use crate::envelope::ErrorCode;
 
 /// An error that will be answered to the client.
 #[derive(Debug)]

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod env;
 pub mod envelope;
 pub mod error;
 pub mod events;

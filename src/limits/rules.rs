@@ -4,7 +4,7 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use crate::config::{ConfigError, parse};
+use crate::env::{ConfigError, parse};
 
 /// At most `max` hits per `window`; `max == 0` turns the limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +143,7 @@ impl RateLimits {
     /// `RATE_LIMIT_*` variables over the defaults; `RATE_LIMITS=off` turns them all off.
     pub fn from_env() -> Result<Self, ConfigError> {
         let all_off =
-            crate::config::var("RATE_LIMITS").is_some_and(|v| v.trim().eq_ignore_ascii_case("off"));
+            crate::env::var("RATE_LIMITS").is_some_and(|v| v.trim().eq_ignore_ascii_case("off"));
         let base = if all_off {
             Self::off()
         } else {
