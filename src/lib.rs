@@ -16,6 +16,7 @@ pub mod env;
 pub mod envelope;
 pub mod error;
 pub mod events;
+pub mod frames;
 pub mod http;
 pub mod limits;
 pub mod load_fixture;

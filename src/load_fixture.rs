@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::{
     auth::{PasswordHasher, Role, TokenKeys},
     domain::Password,
-    realtime::frames::UserRef,
+    frames::UserRef,
     seed::ConversationBatch,
 };
 

@@ -17,7 +17,7 @@ use crate::{
     auth::PasswordHasher,
     chat::store::direct_key,
     domain::Password,
-    realtime::frames::{ConversationData, MessageData, ServerFrame, UserRef},
+    frames::{ConversationData, MessageData, ServerFrame, UserRef},
 };
 
 pub const SEED_PASSWORD: &str = "tunelink-seed";

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tunelink::realtime::frames::ClientFrame;
+use tunelink::frames::ClientFrame;
 
 fuzz_target!(|data: &[u8]| {
     // The socket only parses text frames, which tungstenite has checked to be UTF-8.

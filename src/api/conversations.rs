@@ -23,8 +23,8 @@ use crate::{
     envelope::{Envelope, Nothing},
     error::ApiError,
     error_set,
+    frames::MessageData,
     limits::{Key, Limit},
-    realtime::frames::MessageData,
     state::AppState,
 };
 

@@ -11,7 +11,7 @@ pub mod store;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{bus::Bus, realtime::frames::ServerFrame};
+use crate::{bus::Bus, frames::ServerFrame};
 
 /// Bus topic for frames to deliver to users' connected devices.
 pub const DELIVER_TOPIC: &str = "deliver";

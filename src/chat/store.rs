@@ -8,7 +8,7 @@ use super::deliver;
 use crate::{
     envelope::FieldError,
     error::{ApiError, ErrorCode},
-    realtime::frames::{ConversationData, MessageData, ServerFrame, UserRef},
+    frames::{ConversationData, MessageData, ServerFrame, UserRef},
     state::AppState,
 };
 

@@ -8,12 +8,12 @@ use poem::web::websocket::{CloseCode, Message, WebSocketStream};
 use uuid::Uuid;
 
 use super::{
-    frames::{ClientFrame, MAX_REF_BYTES, PROTOCOL_VERSION, ServerFrame},
     hub::{Kill, Outgoing, close},
     presence,
     sync::Sync,
     writer::{HEARTBEAT, Sink, Writer, text},
 };
+use crate::frames::{ClientFrame, MAX_REF_BYTES, PROTOCOL_VERSION, ServerFrame};
 use crate::{
     auth::{CurrentUser, authenticate},
     chat::{self, store},

@@ -20,10 +20,8 @@ use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{
-    frames::{ResyncScope, ServerFrame},
-    sync::StreamId,
-};
+use super::sync::StreamId;
+use crate::frames::{ResyncScope, ServerFrame};
 use crate::{
     bus::{Bus, BusEvent},
     chat::{DELIVER_TOPIC, Delivery},

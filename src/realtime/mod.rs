@@ -2,18 +2,17 @@
 //! the connections themselves.
 
 pub mod connection;
-pub mod frames;
+
 pub mod hub;
 pub mod presence;
 pub mod route;
 pub mod sync;
 pub mod writer;
 
-use crate::notifications::Change;
+use crate::{frames::ServerFrame, notifications::Change};
 
 /// The frame that tells a notification change.
-pub fn notification_frame(change: &Change) -> frames::ServerFrame {
-    use frames::ServerFrame;
+pub fn notification_frame(change: &Change) -> ServerFrame {
     match change {
         Change::Created(row) => ServerFrame::NotificationCreated {
             seq: row.seq,

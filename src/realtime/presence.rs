@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::frames::ServerFrame;
+use crate::frames::ServerFrame;
 use crate::{chat, error::ApiError, state::AppState};
 
 pub const OFFLINE_DELAY: Duration = Duration::from_secs(5);

@@ -12,11 +12,11 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{
-    frames::{ResyncScope, ServerFrame},
     hub::{Kill, Outgoing, close},
     notification_frame,
     sync::{Action, Membership, Replayed, StreamId, Sync},
 };
+use crate::frames::{ResyncScope, ServerFrame};
 use crate::{chat::log, notifications, state::AppState};
 
 pub type Sink = SplitSink<WebSocketStream, Message>;

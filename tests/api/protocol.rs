@@ -5,7 +5,7 @@
 use std::{path::Path, sync::OnceLock};
 
 use serde_json::Value;
-use tunelink::realtime::frames::{ClientFrame, ServerFrame};
+use tunelink::frames::{ClientFrame, ServerFrame};
 
 fn schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
