@@ -400,7 +400,7 @@ impl ConversationsApi {
         let title = store::parse_title(body.0.title.as_deref())
             .map_err(|e| ApiError::validation(vec![e]))?;
         let (row, created) =
-            store::create(&state, auth.0.id, &body.0.participant_ids, title).await?;
+            store::create(&state.db, &state.bus, auth.0.id, &body.0.participant_ids, title).await?;
         let v = view(row, None, 0, 0);
         Ok(if created {
             ConversationResponse::Created(Json(Envelope::created("Conversation started.", v)))
@@ -425,7 +425,7 @@ impl ConversationsApi {
     ) -> Result<ConversationPage, Errors<ListErrors>> {
         let page = PageRequest::<store::ListKey>::parse(limit.0, cursor.0.as_deref())
             .map_err(ApiError::validation)?;
-        let rows = store::list(&state, auth.0.id, None, page.after.as_ref(), page.fetch()).await?;
+        let rows = store::list(&state.db, auth.0.id, None, page.after.as_ref(), page.fetch()).await?;
         let (rows, next_cursor) = page.finish(rows, |s| {
             (s.conversation.last_activity_at, s.conversation.id)
         });
@@ -472,7 +472,7 @@ impl ConversationsApi {
     ) -> Result<ConversationResponse, Errors<WriteErrors>> {
         let title = store::parse_title(body.0.title.as_deref())
             .map_err(|e| ApiError::validation(vec![e]))?;
-        store::rename(&state, auth.0.id, id.0, title).await?;
+        store::rename(&state.db, &state.bus, auth.0.id, id.0, title).await?;
         Ok(ConversationResponse::Ok(Json(Envelope::ok(
             "Conversation renamed.",
             one(&state, auth.0.id, id.0).await?,
@@ -519,7 +519,7 @@ impl ConversationsApi {
         id: Path<Uuid>,
         body: Json<AddMember>,
     ) -> Result<MembersResponse, Errors<WriteErrors>> {
-        store::add_member(&state, auth.0.id, id.0, body.0.user_id).await?;
+        store::add_member(&state.db, &state.bus, auth.0.id, id.0, body.0.user_id).await?;
         let items = store::members(&state.db, id.0)
             .await?
             .into_iter()
@@ -547,7 +547,7 @@ impl ConversationsApi {
         id: Path<Uuid>,
         user_id: Path<Uuid>,
     ) -> Result<DoneResponse, Errors<WriteErrors>> {
-        store::remove_member(&state, auth.0.id, id.0, user_id.0).await?;
+        store::remove_member(&state.db, &state.bus, auth.0.id, id.0, user_id.0).await?;
         let message = if user_id.0 == auth.0.id {
             "You left."
         } else {
@@ -635,7 +635,8 @@ impl ConversationsApi {
             .check(Limit::Messages, Key::user(auth.0.id))
             .await?;
         let (message, created) = store::send(
-            &state,
+            &state.db,
+            &state.bus,
             auth.0.id,
             id.0,
             &body.0.body,
@@ -662,7 +663,7 @@ impl ConversationsApi {
         id: Path<Uuid>,
         body: Json<MarkRead>,
     ) -> Result<ReadResponse, Errors<WriteErrors>> {
-        let moved = store::mark_read(&state, auth.0.id, id.0, body.0.seq).await?;
+        let moved = store::mark_read(&state.db, &state.bus, auth.0.id, id.0, body.0.seq).await?;
         let current = one(&state, auth.0.id, id.0).await?.last_read_seq;
         Ok(ReadResponse::Ok(Json(Envelope::ok(
             "Read marker.",
@@ -712,7 +713,7 @@ impl ConversationsApi {
         id: Path<Uuid>,
         body: Json<EditMessage>,
     ) -> Result<MessageResponse, Errors<WriteErrors>> {
-        let message = store::change_message(&state, auth.0.id, id.0, Some(&body.0.body)).await?;
+        let message = store::change_message(&state.db, &state.bus, auth.0.id, id.0, Some(&body.0.body)).await?;
         Ok(MessageResponse::Ok(Json(Envelope::ok(
             "Edited.",
             message.into(),
@@ -733,7 +734,7 @@ impl ConversationsApi {
         auth: AuthUser,
         id: Path<Uuid>,
     ) -> Result<MessageResponse, Errors<WriteErrors>> {
-        let message = store::change_message(&state, auth.0.id, id.0, None).await?;
+        let message = store::change_message(&state.db, &state.bus, auth.0.id, id.0, None).await?;
         Ok(MessageResponse::Ok(Json(Envelope::ok(
             "Deleted.",
             message.into(),
@@ -743,7 +744,7 @@ impl ConversationsApi {
 
 async fn one(state: &AppState, user: Uuid, id: Uuid) -> Result<ConversationView, ApiError> {
     // Only a member's own list holds it; anyone else gets 404.
-    store::list(state, user, Some(id), None, 1)
+    store::list(&state.db, user, Some(id), None, 1)
         .await?
         .pop()
         .map(|s| view(s.conversation, s.last_message, s.unread, s.last_read_seq))

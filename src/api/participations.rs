@@ -196,7 +196,7 @@ impl ParticipationsApi {
             }
         };
         let row =
-            participations::change(&state, auth.0.id, auth.0.role == Role::Admin, id.0, change)
+            participations::change(&state.db, &state.bus, auth.0.id, auth.0.role == Role::Admin, id.0, change)
                 .await?;
         Ok(ParticipationResponse::Ok(Json(Envelope::ok(
             "Participation updated.",
@@ -218,7 +218,7 @@ impl ParticipationsApi {
         auth: AuthUser,
         id: Path<Uuid>,
     ) -> Result<ParticipationResponse, Errors<WithdrawErrors>> {
-        let row = participations::withdraw(&state, auth.0.id, id.0).await?;
+        let row = participations::withdraw(&state.db, &state.bus, auth.0.id, id.0).await?;
         Ok(ParticipationResponse::Ok(Json(Envelope::ok(
             "Withdrawn.",
             row.into(),

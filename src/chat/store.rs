@@ -1,15 +1,15 @@
 //! Chat queries and their rules.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::deliver;
+use crate::bus::Bus;
 use crate::{
     envelope::FieldError,
     error::{ApiError, ErrorCode},
     frames::{ConversationData, MessageData, ServerFrame, UserRef},
-    state::AppState,
 };
 
 pub const BODY_MAX: usize = 4000;
@@ -272,7 +272,8 @@ pub fn parse_body(raw: &str) -> Result<String, FieldError> {
 /// Starts a conversation. Two people (the creator and one other) make a direct conversation,
 /// created once: asking again answers the existing one (`false`).
 pub async fn create(
-    state: &AppState,
+    db: &PgPool,
+    bus: &Bus,
     creator: Uuid,
     participants: &[Uuid],
     title: Option<String>,
@@ -302,7 +303,7 @@ pub async fn create(
         r#"SELECT count(*) AS "n!" FROM users WHERE id = ANY($1) AND deactivated_at IS NULL"#,
         &others
     )
-    .fetch_one(&state.db)
+    .fetch_one(db)
     .await?;
     if active as usize != others.len() {
         return Err(ApiError::field(
@@ -313,7 +314,7 @@ pub async fn create(
     }
     let direct = others.len() == 1 && title.is_none();
     let direct_key = direct.then(|| direct_key(creator, others[0]));
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     if let Some(key) = &direct_key {
         // Serialise concurrent "start a chat with X" for the same pair.
         sqlx::query!("SELECT pg_advisory_xact_lock(hashtext($1))", key)
@@ -325,7 +326,7 @@ pub async fn create(
                 .await?;
         if let Some(id) = existing {
             tx.commit().await?;
-            return Ok((conversation_for(&state.db, creator, id).await?, false));
+            return Ok((conversation_for(db, creator, id).await?, false));
         }
     }
     let kind = if direct { Kind::Direct } else { Kind::Group };
@@ -357,18 +358,19 @@ pub async fn create(
     };
     record(&mut tx, &frame).await?;
     tx.commit().await?;
-    deliver(&state.bus, everyone, frame).await;
+    deliver(bus, everyone, frame).await;
     Ok((row, true))
 }
 
 /// Renames a group conversation.
 pub async fn rename(
-    state: &AppState,
+    db: &PgPool,
+    bus: &Bus,
     by: Uuid,
     id: Uuid,
     title: Option<String>,
 ) -> Result<ConversationRow, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     let row = lock_for(&mut tx, by, id).await?;
     if row.kind == Kind::Direct {
         return Err(ApiError::state_conflict(
@@ -394,18 +396,19 @@ pub async fn rename(
     let users = member_ids(&mut tx, id).await?;
     let row = conversation_for(&mut *tx, by, id).await?;
     tx.commit().await?;
-    deliver(&state.bus, users, frame).await;
+    deliver(bus, users, frame).await;
     Ok(row)
 }
 
 /// Adds a member to a group conversation (idempotent: an existing member is not re-added).
 pub async fn add_member(
-    state: &AppState,
+    db: &PgPool,
+    bus: &Bus,
     by: Uuid,
     id: Uuid,
     user: Uuid,
 ) -> Result<bool, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     let row = lock_for(&mut tx, by, id).await?;
     if row.kind == Kind::Direct {
         return Err(ApiError::state_conflict(
@@ -451,18 +454,19 @@ pub async fn add_member(
     record(&mut tx, &frame).await?;
     let users = member_ids(&mut tx, id).await?;
     tx.commit().await?;
-    deliver(&state.bus, users, frame).await;
+    deliver(bus, users, frame).await;
     Ok(true)
 }
 
 /// Removes a member (or leaves, when `user == by`). The one removed is told too.
 pub async fn remove_member(
-    state: &AppState,
+    db: &PgPool,
+    bus: &Bus,
     by: Uuid,
     id: Uuid,
     user: Uuid,
 ) -> Result<(), ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     let row = lock_for(&mut tx, by, id).await?;
     if row.kind == Kind::Direct {
         return Err(ApiError::state_conflict(
@@ -494,14 +498,15 @@ pub async fn remove_member(
     record(&mut tx, &frame).await?;
     tx.commit().await?;
     users.sort();
-    deliver(&state.bus, users, frame).await;
+    deliver(bus, users, frame).await;
     Ok(())
 }
 
 /// Sends a message. A retry with the same `client_msg_id` answers the first message
 /// (`false`), never a twin.
 pub async fn send(
-    state: &AppState,
+    db: &PgPool,
+    bus: &Bus,
     author: Uuid,
     id: Uuid,
     body: &str,
@@ -516,7 +521,7 @@ pub async fn send(
             format!("client_msg_id must be at most {CLIENT_MSG_ID_MAX} bytes"),
         ));
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     // The conversation's row lock serialises its changes: these are the last numbers taken.
     let last = sqlx::query!(
         "SELECT last_message_seq, last_event_seq FROM conversations WHERE id = $1 FOR UPDATE",
@@ -591,7 +596,7 @@ pub async fn send(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    deliver(&state.bus, context.members, frame).await;
+    deliver(bus, context.members, frame).await;
     Ok((message, true))
 }
 
@@ -647,7 +652,8 @@ pub async fn read_by(
 
 /// Edits (`Some(body)`) or deletes (`None`) a message; only its author may.
 pub async fn change_message(
-    state: &AppState,
+    db: &PgPool,
+    bus: &Bus,
     user: Uuid,
     id: Uuid,
     new_body: Option<&str>,
@@ -655,11 +661,11 @@ pub async fn change_message(
     let body = new_body
         .map(|b| parse_body(b).map_err(|e| ApiError::validation(vec![e])))
         .transpose()?;
-    let current = message_for(&state.db, user, id).await?;
+    let current = message_for(db, user, id).await?;
     if current.author.id != user {
         return Err(ApiError::forbidden("Only the author can change a message."));
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     lock_for(&mut tx, user, current.conversation_id).await?;
     let current = message_by_id(&mut *tx, id).await?;
     if current.deleted_at.is_some() {
@@ -705,19 +711,20 @@ pub async fn change_message(
     record(&mut tx, &frame).await?;
     let users = member_ids(&mut tx, message.conversation_id).await?;
     tx.commit().await?;
-    deliver(&state.bus, users, frame).await;
+    deliver(bus, users, frame).await;
     Ok(message)
 }
 
 /// Moves `user`'s read marker forward to message `seq` (never backward); `None` when it
 /// did not move.
 pub async fn mark_read(
-    state: &AppState,
+    db: &PgPool,
+    bus: &Bus,
     user: Uuid,
     id: Uuid,
     seq: i64,
 ) -> Result<Option<i64>, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     let row = lock_for(&mut tx, user, id).await?;
     if seq < 0 || seq > row.last_message_seq {
         return Err(ApiError::field(
@@ -750,7 +757,7 @@ pub async fn mark_read(
     record(&mut tx, &frame).await?;
     let users = member_ids(&mut tx, id).await?;
     tx.commit().await?;
-    deliver(&state.bus, users, frame).await;
+    deliver(bus, users, frame).await;
     Ok(Some(seq))
 }
 
@@ -794,7 +801,7 @@ pub type ListKey = (DateTime<Utc>, Uuid);
 
 /// `user`'s conversations (or just `only`), most recent activity first.
 pub async fn list(
-    state: &AppState,
+    db: &PgPool,
     user: Uuid,
     only: Option<Uuid>,
     after: Option<&ListKey>,
@@ -820,12 +827,12 @@ pub async fn list(
         fetch,
         only
     )
-    .fetch_all(&state.db)
+    .fetch_all(db)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in rows {
         let last_message = match r.last_message_id {
-            Some(id) => Some(message_by_id(&state.db, id).await?),
+            Some(id) => Some(message_by_id(db, id).await?),
             None => None,
         };
         out.push(Summary {

@@ -15,15 +15,15 @@
 
 use chrono::{DateTime, Utc};
 use poem_openapi::Enum;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
 use super::{EventRow, EventStatus, store};
 use crate::{
+    bus::Bus,
     envelope::FieldError,
     error::{ApiError, ErrorCode},
     notifications::{self, Kind, Notice, NotificationRow},
-    state::AppState,
 };
 
 #[derive(
@@ -205,12 +205,13 @@ fn event_link(event: Uuid) -> Option<String> {
 
 /// Joins `event` with `instrument`; the organiser is told.
 pub async fn join(
-    state: &AppState,
+    db: &PgPool,
+    bus: &Bus,
     user: Uuid,
     event_id: Uuid,
     instrument: Uuid,
 ) -> Result<ParticipationRow, ApiError> {
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     let event = store::lock(&mut tx, event_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Event"))?;
@@ -273,7 +274,7 @@ pub async fn join(
         .await?
         .ok_or_else(|| ApiError::not_found("Participation"))?;
     tx.commit().await?;
-    notifications::publish(&state.bus, &notes).await;
+    notifications::publish(bus, &notes).await;
     Ok(row)
 }
 
@@ -287,16 +288,17 @@ pub enum Change {
 
 /// Applies a change by `actor` (`is_admin` lets an admin act as the organiser).
 pub async fn change(
-    state: &AppState,
+    db: &PgPool,
+    bus: &Bus,
     actor: Uuid,
     is_admin: bool,
     id: Uuid,
     change: Change,
 ) -> Result<ParticipationRow, ApiError> {
-    let current = fetch(&state.db, id)
+    let current = fetch(db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("Participation"))?;
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     let event = store::lock(&mut tx, current.event_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Participation"))?;
@@ -407,24 +409,25 @@ pub async fn change(
         .await?
         .ok_or_else(|| ApiError::not_found("Participation"))?;
     tx.commit().await?;
-    notifications::publish(&state.bus, &notes).await;
+    notifications::publish(bus, &notes).await;
     Ok(row)
 }
 
 /// The participant withdraws; the organiser is told.
 pub async fn withdraw(
-    state: &AppState,
+    db: &PgPool,
+    bus: &Bus,
     actor: Uuid,
     id: Uuid,
 ) -> Result<ParticipationRow, ApiError> {
-    let current = fetch(&state.db, id)
+    let current = fetch(db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("Participation"))?;
     if current.user_id != actor {
         // Only the participant withdraws; to others it may as well not exist.
         return Err(ApiError::not_found("Participation"));
     }
-    let mut tx = state.db.begin().await?;
+    let mut tx = db.begin().await?;
     let event = store::lock(&mut tx, current.event_id)
         .await?
         .ok_or_else(|| ApiError::not_found("Participation"))?;
@@ -468,7 +471,7 @@ pub async fn withdraw(
         .await?
         .ok_or_else(|| ApiError::not_found("Participation"))?;
     tx.commit().await?;
-    notifications::publish(&state.bus, &notes).await;
+    notifications::publish(bus, &notes).await;
     Ok(row)
 }
 

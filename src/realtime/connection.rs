@@ -311,7 +311,8 @@ async fn read(
                 }
                 let sent = state
                     .with_socket_db(Box::pin(store::send(
-                        state,
+                        &state.db,
+                        &state.bus,
                         user.id,
                         conversation_id,
                         &body,
@@ -330,7 +331,8 @@ async fn read(
             } => {
                 let marked = state
                     .with_socket_db(Box::pin(store::mark_read(
-                        state,
+                        &state.db,
+                        &state.bus,
                         user.id,
                         conversation_id,
                         seq,
