@@ -47,6 +47,14 @@ pub enum ResyncScope {
     Notifications,
 }
 
+/// A numbered stream a client follows: a conversation's events, or the user's
+/// notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum StreamId {
+    Conversation(Uuid),
+    Notifications,
+}
+
 /// Server → client.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type")]

@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod frames;
 pub mod http;
+pub mod hub;
 pub mod limits;
 pub mod load_fixture;
 pub mod metrics;

@@ -9,10 +9,12 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
-use crate::{bus::Bus, error::ApiError};
-
-/// The bus topic on which created notifications are announced.
-pub const BUS_TOPIC: &str = "notification";
+use crate::{
+    bus::{Bus, BusEvent},
+    error::ApiError,
+    frames::{ServerFrame, StreamId},
+    hub::{self, Delivery, Hub},
+};
 
 /// What kind of thing happened. Stable strings; clients may switch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,14 +105,9 @@ impl Change {
     }
 }
 
-/// What crosses the bus: changes, or an announcement's batch (its rows, however many, are
-/// read from PostgreSQL by each instance for the users connected there).
-#[derive(Debug, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Published {
-    Changes(Vec<Change>),
-    Batch(Uuid),
-}
+/// The bus topic of announcements to everyone: the batch id, whose rows (however many)
+/// each instance reads from PostgreSQL for the users connected there.
+pub const BATCH_TOPIC: &str = "notification_batch";
 
 /// Creates the same notice for each recipient, each taking the recipient's next number.
 /// Recipients' rows are locked in id order, so concurrent creations never deadlock.
@@ -184,21 +181,61 @@ pub async fn publish(bus: &Bus, rows: &[NotificationRow]) {
 }
 
 pub async fn publish_changes(bus: &Bus, changes: Vec<Change>) {
-    if changes.is_empty() {
-        return;
-    }
-    match serde_json::to_string(&Published::Changes(changes)) {
-        Ok(payload) => bus.publish(BUS_TOPIC, &payload).await,
-        Err(err) => tracing::warn!(error = %err, "cannot serialize a notification"),
-    }
+    let framed: Vec<(Uuid, i64, String)> = changes
+        .iter()
+        .filter_map(|c| Some((c.user(), c.seq(), serde_json::to_string(&frame(c)).ok()?)))
+        .collect();
+    let users: Vec<[Uuid; 1]> = framed.iter().map(|f| [f.0]).collect();
+    let deliveries: Vec<Delivery<'_>> = framed
+        .iter()
+        .zip(&users)
+        .map(|((_, seq, text), user)| Delivery {
+            users: user,
+            event: Some((StreamId::Notifications, *seq)),
+            text,
+        })
+        .collect();
+    hub::publish(bus, &deliveries).await;
 }
 
 /// Announces an announcement's batch: one bus message whatever the number of recipients.
 pub async fn publish_batch(bus: &Bus, batch: Uuid) {
-    match serde_json::to_string(&Published::Batch(batch)) {
-        Ok(payload) => bus.publish(BUS_TOPIC, &payload).await,
-        Err(err) => tracing::warn!(error = %err, "cannot serialize a notification batch"),
-    }
+    bus.publish(BATCH_TOPIC, &batch.to_string()).await;
+}
+
+/// Delivers announcements' batches to the users connected to this instance: one query
+/// per batch and instance. Runs until the bus closes.
+pub fn serve_batches(bus: &Bus, db: PgPool, hub: Hub) {
+    let mut events = bus.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let batch = match events.recv().await {
+                Ok(BusEvent::Message { topic, payload }) if &*topic == BATCH_TOPIC => {
+                    Uuid::parse_str(&payload).ok()
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let Some(batch) = batch else { continue };
+            let users = hub.local_users();
+            if users.is_empty() {
+                continue;
+            }
+            match batch_for(&db, batch, &users).await {
+                Ok(rows) => {
+                    for row in rows {
+                        let (user, seq) = (row.user_id, row.seq);
+                        if let Ok(text) = serde_json::to_string(&frame(&Change::Created(row))) {
+                            let event = Some((StreamId::Notifications, seq));
+                            hub.send_local(&[user], event, &std::sync::Arc::from(text));
+                        }
+                    }
+                }
+                // Devices get them by number at their next resume.
+                Err(err) => tracing::warn!(error = %err, "cannot read an announcement"),
+            }
+        }
+    });
 }
 
 /// The rows of a batch for these users (those connected to this instance).
@@ -471,4 +508,25 @@ pub async fn delete(db: &PgPool, bus: &Bus, user: Uuid, id: Uuid) -> Result<bool
     };
     publish_changes(bus, vec![change]).await;
     Ok(true)
+}
+
+/// The frame that tells a notification change.
+pub fn frame(change: &Change) -> ServerFrame {
+    match change {
+        Change::Created(row) => ServerFrame::NotificationCreated {
+            seq: row.seq,
+            notification: serde_json::to_value(row).unwrap_or_default(),
+        },
+        Change::Read {
+            seq, ids, read_at, ..
+        } => ServerFrame::NotificationRead {
+            seq: *seq,
+            notification_ids: ids.clone(),
+            read_at: *read_at,
+        },
+        Change::Deleted { seq, ids, .. } => ServerFrame::NotificationDeleted {
+            seq: *seq,
+            notification_ids: ids.clone(),
+        },
+    }
 }

@@ -57,6 +57,7 @@ impl Application {
             .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no socket address")?;
         let state = AppState::new(settings, db, redis)?;
+        realtime::upkeep::start(state.hub.clone(), state.db.clone());
         realtime::presence::register_instance(&state.db, state.hub.instance())
             .await
             .map_err(|e| anyhow::anyhow!("cannot register this instance: {}", e.message))?;

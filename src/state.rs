@@ -11,9 +11,9 @@ use crate::{
     catalogue::CatalogueCache,
     config::Settings,
     error::ApiError,
+    hub::Hub,
     limits::Limiter,
     metrics::Metrics,
-    realtime::hub::Hub,
 };
 
 /// The least time socket work waits for its turn at the database.
@@ -58,7 +58,8 @@ impl AppState {
         };
         let catalogue = CatalogueCache::start(&bus);
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::start(&bus, db.clone(), metrics.clone());
+        let hub = Hub::start(&bus, metrics.clone());
+        crate::notifications::serve_batches(&bus, db.clone(), hub.clone());
         let limits = Limiter::new(
             settings.rate_limits.clone(),
             redis.clone(),

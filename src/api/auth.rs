@@ -16,8 +16,8 @@ use crate::{
     envelope::{Envelope, FieldError, Nothing},
     error::{ApiError, ErrorCode},
     error_set,
+    hub::publish_revoked,
     limits::{ClientIp, Key, Limit},
-    realtime::hub::publish_revoked,
     state::AppState,
 };
 

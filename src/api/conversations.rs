@@ -399,8 +399,14 @@ impl ConversationsApi {
     ) -> Result<ConversationResponse, Errors<WriteErrors>> {
         let title = store::parse_title(body.0.title.as_deref())
             .map_err(|e| ApiError::validation(vec![e]))?;
-        let (row, created) =
-            store::create(&state.db, &state.bus, auth.0.id, &body.0.participant_ids, title).await?;
+        let (row, created) = store::create(
+            &state.db,
+            &state.bus,
+            auth.0.id,
+            &body.0.participant_ids,
+            title,
+        )
+        .await?;
         let v = view(row, None, 0, 0);
         Ok(if created {
             ConversationResponse::Created(Json(Envelope::created("Conversation started.", v)))
@@ -425,7 +431,14 @@ impl ConversationsApi {
     ) -> Result<ConversationPage, Errors<ListErrors>> {
         let page = PageRequest::<store::ListKey>::parse(limit.0, cursor.0.as_deref())
             .map_err(ApiError::validation)?;
-        let rows = store::list(&state.db, auth.0.id, None, page.after.as_ref(), page.fetch()).await?;
+        let rows = store::list(
+            &state.db,
+            auth.0.id,
+            None,
+            page.after.as_ref(),
+            page.fetch(),
+        )
+        .await?;
         let (rows, next_cursor) = page.finish(rows, |s| {
             (s.conversation.last_activity_at, s.conversation.id)
         });
@@ -713,7 +726,9 @@ impl ConversationsApi {
         id: Path<Uuid>,
         body: Json<EditMessage>,
     ) -> Result<MessageResponse, Errors<WriteErrors>> {
-        let message = store::change_message(&state.db, &state.bus, auth.0.id, id.0, Some(&body.0.body)).await?;
+        let message =
+            store::change_message(&state.db, &state.bus, auth.0.id, id.0, Some(&body.0.body))
+                .await?;
         Ok(MessageResponse::Ok(Json(Envelope::ok(
             "Edited.",
             message.into(),

@@ -195,9 +195,15 @@ impl ParticipationsApi {
                 .into());
             }
         };
-        let row =
-            participations::change(&state.db, &state.bus, auth.0.id, auth.0.role == Role::Admin, id.0, change)
-                .await?;
+        let row = participations::change(
+            &state.db,
+            &state.bus,
+            auth.0.id,
+            auth.0.role == Role::Admin,
+            id.0,
+            change,
+        )
+        .await?;
         Ok(ParticipationResponse::Ok(Json(Envelope::ok(
             "Participation updated.",
             row.into(),

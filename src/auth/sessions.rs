@@ -17,8 +17,8 @@ use super::Role;
 use crate::{
     bus::Bus,
     error::{ApiError, ErrorCode},
+    hub::publish_revoked,
     limits::{Key, Limit, Limiter},
-    realtime::hub::publish_revoked,
 };
 
 /// Why a session ended, as stored in `sessions.revoked_reason`.
@@ -198,7 +198,7 @@ pub async fn revoke(
 }
 
 /// Ends every session of a user, except `keep` when given; returns the sessions ended
-/// (announce them with `realtime::hub::publish_revoked` after commit).
+/// (announce them with `hub::publish_revoked` after commit).
 pub async fn revoke_all(
     conn: &mut PgConnection,
     user_id: Uuid,
@@ -215,4 +215,19 @@ pub async fn revoke_all(
     )
     .fetch_all(conn)
     .await?)
+}
+
+/// Which of these sessions are still alive (not revoked, account active).
+pub async fn alive_among(
+    db: &sqlx::PgPool,
+    sessions: &[Uuid],
+) -> Result<std::collections::HashSet<Uuid>, ApiError> {
+    let alive = sqlx::query_scalar!(
+        "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = ANY($1) AND s.revoked_at IS NULL AND u.deactivated_at IS NULL",
+        sessions
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(alive.into_iter().collect())
 }

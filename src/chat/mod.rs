@@ -8,35 +8,34 @@
 pub mod log;
 pub mod store;
 
-use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{bus::Bus, frames::ServerFrame};
+use crate::{
+    bus::Bus,
+    frames::{ServerFrame, StreamId},
+    hub::{self, Delivery},
+};
 
-/// Bus topic for frames to deliver to users' connected devices.
-pub const DELIVER_TOPIC: &str = "deliver";
-
-#[derive(Serialize, serde::Deserialize)]
-pub struct Delivery {
-    pub users: Vec<Uuid>,
-    pub frame: ServerFrame,
-    /// When it was published (Unix microseconds), for the fan-out lag metric.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sent_at_us: Option<i64>,
-}
-
-/// Publishes a committed frame to `users` (every device of each, on every instance).
+/// Publishes a committed frame to `users` (every device of each, on every instance),
+/// serialised once here.
 pub async fn deliver(bus: &Bus, users: Vec<Uuid>, frame: ServerFrame) {
     if users.is_empty() {
         return;
     }
-    let sent_at_us = Some(chrono::Utc::now().timestamp_micros());
-    match serde_json::to_string(&Delivery {
-        users,
-        frame,
-        sent_at_us,
-    }) {
-        Ok(payload) => bus.publish(DELIVER_TOPIC, &payload).await,
-        Err(err) => tracing::warn!(error = %err, "cannot serialize a frame"),
-    }
+    let text = match serde_json::to_string(&frame) {
+        Ok(t) => t,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot serialize a frame");
+            return;
+        }
+    };
+    let event = frame
+        .event_seq()
+        .map(|(c, seq)| (StreamId::Conversation(c), seq));
+    let delivery = Delivery {
+        users: &users,
+        event,
+        text: &text,
+    };
+    hub::publish(bus, &[delivery]).await;
 }

@@ -8,18 +8,20 @@ use poem::web::websocket::{CloseCode, Message, WebSocketStream};
 use uuid::Uuid;
 
 use super::{
-    hub::{Kill, Outgoing, close},
     presence,
     sync::Sync,
     writer::{HEARTBEAT, Sink, Writer, text},
 };
-use crate::frames::{ClientFrame, MAX_REF_BYTES, PROTOCOL_VERSION, ServerFrame};
 use crate::{
     auth::{CurrentUser, authenticate},
     chat::{self, store},
     error::{ApiError, ErrorCode},
     limits::{Key, Limit},
     state::AppState,
+};
+use crate::{
+    frames::{ClientFrame, MAX_REF_BYTES, PROTOCOL_VERSION, ServerFrame},
+    hub::{Kill, Outgoing, close},
 };
 
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);

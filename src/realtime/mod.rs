@@ -1,33 +1,11 @@
-//! Real time: the WebSocket protocol, the hub that fans frames out to connections, and
-//! the connections themselves.
+//! Real time: the WebSocket adapter. The socket route, its connections (a reader and a
+//! writer each, with the sync machine that decides what each one owes its client),
+//! presence, and the periodic upkeep against PostgreSQL. Fan-out is the hub's
+//! (`crate::hub`).
 
 pub mod connection;
-
-pub mod hub;
 pub mod presence;
 pub mod route;
 pub mod sync;
+pub mod upkeep;
 pub mod writer;
-
-use crate::{frames::ServerFrame, notifications::Change};
-
-/// The frame that tells a notification change.
-pub fn notification_frame(change: &Change) -> ServerFrame {
-    match change {
-        Change::Created(row) => ServerFrame::NotificationCreated {
-            seq: row.seq,
-            notification: serde_json::to_value(row).unwrap_or_default(),
-        },
-        Change::Read {
-            seq, ids, read_at, ..
-        } => ServerFrame::NotificationRead {
-            seq: *seq,
-            notification_ids: ids.clone(),
-            read_at: *read_at,
-        },
-        Change::Deleted { seq, ids, .. } => ServerFrame::NotificationDeleted {
-            seq: *seq,
-            notification_ids: ids.clone(),
-        },
-    }
-}

@@ -25,11 +25,7 @@ const PENDING_LIMIT: usize = 256;
 /// Live frames held at most in all, before the client's first frame.
 const HOLD_LIMIT: usize = 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum StreamId {
-    Conversation(Uuid),
-    Notifications,
-}
+pub use crate::frames::StreamId;
 
 /// What the connection's writer must do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,13 +11,12 @@ use poem::web::websocket::{CloseCode, Message, WebSocketStream};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::{
-    hub::{Kill, Outgoing, close},
-    notification_frame,
-    sync::{Action, Membership, Replayed, StreamId, Sync},
-};
-use crate::frames::{ResyncScope, ServerFrame};
+use super::sync::{Action, Membership, Replayed, StreamId, Sync};
 use crate::{chat::log, notifications, state::AppState};
+use crate::{
+    frames::{ResyncScope, ServerFrame},
+    hub::{Kill, Outgoing, close},
+};
 
 pub type Sink = SplitSink<WebSocketStream, Message>;
 
@@ -256,7 +255,7 @@ impl Writer {
                 let frames = changes
                     .iter()
                     .filter_map(|c| {
-                        let t = text(&notification_frame(c))?;
+                        let t = text(&notifications::frame(c))?;
                         Some((c.seq(), Arc::from(t)))
                     })
                     .collect();

@@ -517,7 +517,11 @@ async fn the_session_check_is_linear_in_the_number_of_sockets() {
             (user, id, rx, kill)
         })
         .collect();
-    let checked = tokio::time::timeout(Duration::from_secs(60), hub.maintain(&app.db, false)).await;
+    let checked = tokio::time::timeout(
+        Duration::from_secs(60),
+        tunelink::realtime::upkeep::round(hub, &app.db, false),
+    )
+    .await;
     assert!(checked.is_ok(), "one session check round never finished");
     let closed: Vec<usize> = conns
         .iter()

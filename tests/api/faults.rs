@@ -252,7 +252,7 @@ async fn postgres_restart_under_a_running_server() {
     // Presence counts missed during the outage are repaired by the next upkeep round (run
     // here rather than waiting for its 30 s timer; its own last round did not fail, the
     // outage being shorter): Eve is offline, Miles online.
-    assert!(app.state.hub.maintain(&app.db, false).await);
+    assert!(tunelink::realtime::upkeep::round(&app.state.hub, &app.db, false).await);
     let mut nina_again = Ws::connect_quiet(&app, &nina.access).await;
     let mut online = std::collections::BTreeMap::new();
     for _ in 0..2 {

@@ -564,7 +564,9 @@ impl EventsApi {
         id: Path<Uuid>,
         body: Json<JoinInput>,
     ) -> Result<JoinResponse, Errors<JoinErrors>> {
-        let row = participations::join(&state.db, &state.bus, auth.0.id, id.0, body.0.instrument_id).await?;
+        let row =
+            participations::join(&state.db, &state.bus, auth.0.id, id.0, body.0.instrument_id)
+                .await?;
         Ok(JoinResponse::Created(Json(Envelope::created(
             "Registered.",
             row.into(),

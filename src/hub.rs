@@ -1,10 +1,14 @@
-//! The hub: this process's connected devices, and the fan-out of frames to them.
+//! The hub: this process's connected devices, and the fan-out of frames to them. Generic:
+//! it routes serialised frames to users and knows nothing of what they say.
 //!
 //! One task reads the bus (one Redis subscriber per process, or in-process) and hands each
 //! frame to the bounded queue of every local connection of its recipients with `try_send`:
 //! a connection whose queue is full is a slow consumer and is disconnected (close code
-//! 4008), never waited on. Sessions revoked anywhere are closed here too (4004), and a
-//! periodic check against PostgreSQL catches a revocation whose bus message was lost.
+//! 4008), never waited on. Sessions revoked anywhere are closed here too (4004).
+//!
+//! A delivery crosses the bus as a small JSON header (recipients, stream and number, when
+//! it was published) and the frame's text, serialised once by the publisher and never
+//! parsed again: one line each, and several deliveries may share one bus message.
 
 use std::{
     collections::HashMap,
@@ -15,25 +19,23 @@ use std::{
     time::Duration,
 };
 
-use sqlx::PgPool;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::sync::StreamId;
-use crate::frames::{ResyncScope, ServerFrame};
 use crate::{
     bus::{Bus, BusEvent},
-    chat::{DELIVER_TOPIC, Delivery},
+    frames::{ResyncScope, ServerFrame, StreamId},
     metrics::Metrics,
-    notifications::{self, Change, Published},
 };
 
 /// Frames a connection may have waiting before it counts as a slow consumer.
 pub const QUEUE_CAPACITY: usize = 256;
 /// Bus topic carrying ids of revoked sessions (a JSON array).
 pub const REVOKED_TOPIC: &str = "sessions_revoked";
-const SESSION_CHECK_EVERY: Duration = Duration::from_secs(30);
+/// Bus topic carrying deliveries (headers and frames, a line each).
+pub const DELIVER_TOPIC: &str = "deliver";
 
 /// Close codes of the protocol (see `protocol/README.md`).
 pub mod close {
@@ -122,7 +124,6 @@ struct Inner {
     /// round rewrites this instance's counts.
     presence_missed: AtomicBool,
     metrics: Arc<Metrics>,
-    db: PgPool,
     /// Connection tasks still running (their presence not yet removed).
     tasks: std::sync::atomic::AtomicUsize,
     tasks_done: tokio::sync::Notify,
@@ -140,8 +141,8 @@ impl Drop for TaskGuard {
 }
 
 impl Hub {
-    /// Starts the dispatcher (bus → connections) and the periodic session check.
-    pub fn start(bus: &Bus, db: PgPool, metrics: Arc<Metrics>) -> Self {
+    /// Starts the dispatcher (bus → connections).
+    pub fn start(bus: &Bus, metrics: Arc<Metrics>) -> Self {
         let hub = Self {
             inner: Arc::new(Inner {
                 instance: Uuid::new_v4(),
@@ -151,7 +152,6 @@ impl Hub {
                 counters: Counters::default(),
                 presence_missed: Default::default(),
                 metrics,
-                db: db.clone(),
                 tasks: Default::default(),
                 tasks_done: Default::default(),
             }),
@@ -167,18 +167,6 @@ impl Hub {
                         Ok(BusEvent::Resync) | Err(RecvError::Lagged(_)) => dispatcher.resync_all(),
                         Err(RecvError::Closed) => return,
                     },
-                }
-            }
-        });
-        let checker = hub.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(SESSION_CHECK_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut healthy = true;
-            loop {
-                tokio::select! {
-                    () = checker.inner.shutdown.cancelled() => return,
-                    _ = every.tick() => healthy = checker.maintain(&db, !healthy).await,
                 }
             }
         });
@@ -334,29 +322,22 @@ impl Hub {
 
     fn on_message(&self, topic: &str, payload: &str) {
         match topic {
-            DELIVER_TOPIC => match serde_json::from_str::<Delivery>(payload) {
-                Ok(d) => match serde_json::to_string(&d.frame) {
-                    Ok(text) => {
-                        let event = d
-                            .frame
-                            .event_seq()
-                            .map(|(c, seq)| (StreamId::Conversation(c), seq));
-                        self.send_local(&d.users, event, &Arc::from(text));
-                        if let Some(sent) = d.sent_at_us {
-                            let lag = chrono::Utc::now().timestamp_micros() - sent;
-                            let lag = Duration::from_micros(u64::try_from(lag).unwrap_or(0));
-                            self.inner.metrics.fanout_lag.observe(lag);
+            DELIVER_TOPIC => {
+                let mut lines = payload.split('\n');
+                while let (Some(header), Some(text)) = (lines.next(), lines.next()) {
+                    match serde_json::from_str::<Header>(header) {
+                        Ok(h) => {
+                            self.send_local(&h.users, h.event, &Arc::from(text));
+                            if let Some(sent) = h.at {
+                                let lag = chrono::Utc::now().timestamp_micros() - sent;
+                                let lag = Duration::from_micros(u64::try_from(lag).unwrap_or(0));
+                                self.inner.metrics.fanout_lag.observe(lag);
+                            }
                         }
+                        Err(err) => tracing::warn!(error = %err, "bad delivery on the bus"),
                     }
-                    Err(err) => tracing::warn!(error = %err, "cannot serialize a frame"),
-                },
-                Err(err) => tracing::warn!(error = %err, "bad delivery on the bus"),
-            },
-            notifications::BUS_TOPIC => match serde_json::from_str::<Published>(payload) {
-                Ok(Published::Changes(changes)) => changes.iter().for_each(|c| self.notify(c)),
-                Ok(Published::Batch(batch)) => self.notify_batch(batch),
-                Err(err) => tracing::warn!(error = %err, "bad notification on the bus"),
-            },
+                }
+            }
             REVOKED_TOPIC => {
                 if let Ok(sessions) = serde_json::from_str::<Vec<Uuid>>(payload) {
                     self.revoke(&sessions);
@@ -366,31 +347,14 @@ impl Hub {
         }
     }
 
-    /// Hands a notification change to the user's local connections.
-    fn notify(&self, change: &Change) {
-        let frame = super::notification_frame(change);
-        if let Ok(text) = serde_json::to_string(&frame) {
-            let event = Some((StreamId::Notifications, change.seq()));
-            self.send_local(&[change.user()], event, &Arc::from(text));
-        }
+    /// The users with a connection here.
+    pub fn local_users(&self) -> Vec<Uuid> {
+        self.read().keys().copied().collect()
     }
 
-    /// An announcement to many: its rows for the users connected here, in one query.
-    fn notify_batch(&self, batch: Uuid) {
-        let users: Vec<Uuid> = self.read().keys().copied().collect();
-        if users.is_empty() {
-            return;
-        }
-        let hub = self.clone();
-        tokio::spawn(async move {
-            match notifications::batch_for(&hub.inner.db, batch, &users).await {
-                Ok(rows) => rows
-                    .into_iter()
-                    .for_each(|row| hub.notify(&Change::Created(row))),
-                // Devices get them by number at their next resume.
-                Err(err) => tracing::warn!(error = %err, "cannot read an announcement"),
-            }
-        });
+    /// The sessions of the connections here.
+    pub fn sessions(&self) -> Vec<Uuid> {
+        self.read().values().flatten().map(|c| c.session).collect()
     }
 
     /// Closes the connections of these sessions.
@@ -426,58 +390,17 @@ impl Hub {
         self.inner.presence_missed.store(true, Ordering::Relaxed);
     }
 
-    /// One round of upkeep against PostgreSQL: closes revoked sessions and refreshes the
-    /// presence heartbeat, rewriting this instance's counts when `repair` (the previous
-    /// round failed) or when a count was missed since. `false` when the database could
-    /// not be reached; the next round (in 30 s) repairs then.
-    pub async fn maintain(&self, db: &PgPool, repair: bool) -> bool {
-        self.check_sessions(db).await;
-        let repair = self.inner.presence_missed.swap(false, Ordering::Relaxed) || repair;
-        let sockets = self.sockets_per_user();
-        match super::presence::heartbeat(db, self.instance(), &sockets, repair).await {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::warn!(error = %err, "presence heartbeat failed; will repair counts");
-                false
-            }
-        }
+    /// Whether a presence count was missed since the last call.
+    pub fn take_presence_missed(&self) -> bool {
+        self.inner.presence_missed.swap(false, Ordering::Relaxed)
     }
 
     /// Open sockets per user on this instance.
-    fn sockets_per_user(&self) -> Vec<(Uuid, i32)> {
+    pub fn sockets_per_user(&self) -> Vec<(Uuid, i32)> {
         self.read()
             .iter()
             .map(|(user, conns)| (*user, i32::try_from(conns.len()).unwrap_or(i32::MAX)))
             .collect()
-    }
-
-    /// Closes connections whose session was revoked (or account deactivated) if the bus
-    /// message telling so was lost.
-    async fn check_sessions(&self, db: &PgPool) {
-        let sessions: Vec<Uuid> = self.read().values().flatten().map(|c| c.session).collect();
-        if sessions.is_empty() {
-            return;
-        }
-        let alive = sqlx::query_scalar!(
-            "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.id = ANY($1) AND s.revoked_at IS NULL AND u.deactivated_at IS NULL",
-            &sessions
-        )
-        .fetch_all(db)
-        .await;
-        match alive {
-            Ok(alive) => {
-                let alive: std::collections::HashSet<Uuid> = alive.into_iter().collect();
-                let dead: Vec<Uuid> = sessions
-                    .into_iter()
-                    .filter(|s| !alive.contains(s))
-                    .collect();
-                if !dead.is_empty() {
-                    self.revoke(&dead);
-                }
-            }
-            Err(err) => tracing::warn!(error = %err, "session check failed"),
-        }
     }
 }
 
@@ -488,5 +411,57 @@ pub async fn publish_revoked(bus: &Bus, sessions: &[Uuid]) {
     }
     if let Ok(payload) = serde_json::to_string(sessions) {
         bus.publish(REVOKED_TOPIC, &payload).await;
+    }
+}
+
+/// One delivery's header on the bus.
+#[derive(Serialize, Deserialize)]
+struct Header<'a> {
+    users: std::borrow::Cow<'a, [Uuid]>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<(StreamId, i64)>,
+    /// When it was published (Unix microseconds), for the fan-out lag metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<i64>,
+}
+
+/// A frame for some users' devices: its text (serialised once) and, for numbered frames,
+/// its stream and number.
+pub struct Delivery<'a> {
+    pub users: &'a [Uuid],
+    pub event: Option<(StreamId, i64)>,
+    pub text: &'a str,
+}
+
+/// Publishes committed frames to every device of their users, on every instance, in one
+/// bus message.
+pub async fn publish(bus: &Bus, deliveries: &[Delivery<'_>]) {
+    let at = Some(chrono::Utc::now().timestamp_micros());
+    let mut payload = String::new();
+    for d in deliveries.iter().filter(|d| !d.users.is_empty()) {
+        // Frames are serialised JSON: a raw line break cannot occur in them.
+        if d.text.contains('\n') {
+            tracing::warn!("a frame with a line break was not published");
+            continue;
+        }
+        let header = Header {
+            users: std::borrow::Cow::Borrowed(d.users),
+            event: d.event,
+            at,
+        };
+        match serde_json::to_string(&header) {
+            Ok(h) => {
+                if !payload.is_empty() {
+                    payload.push('\n');
+                }
+                payload.push_str(&h);
+                payload.push('\n');
+                payload.push_str(d.text);
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot serialize a delivery"),
+        }
+    }
+    if !payload.is_empty() {
+        bus.publish(DELIVER_TOPIC, &payload).await;
     }
 }
