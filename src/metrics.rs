@@ -1,5 +1,6 @@
-//! Prometheus metrics at `GET /metrics` (text format 0.0.4), written by hand: a few
-//! counters and fixed-bucket histograms made of atomics need no crate.
+//! The process's metrics registry and their Prometheus text format (0.0.4), written by
+//! hand: a few counters and fixed-bucket histograms made of atomics need no crate. The
+//! endpoint that serves them is the REST adapter's (`api/metrics.rs`).
 //!
 //! The socket's numbers are the hub's atomic counters, read at scrape time; the fan-out lag
 //! is one histogram observation per bus message (not per recipient), all atomics. HTTP
@@ -18,15 +19,8 @@ use std::{
 };
 
 use poem::{
-    Endpoint, IntoResponse, Middleware, PathPattern, Request, Response, handler,
+    Endpoint, IntoResponse, Middleware, PathPattern, Request, Response,
     http::{Method, StatusCode},
-    web::Data,
-};
-use sha2::{Digest, Sha256};
-
-use crate::{
-    error::{ApiError, ErrorCode},
-    state::AppState,
 };
 
 /// Latency buckets for HTTP requests, in seconds.
@@ -114,18 +108,30 @@ pub struct Metrics {
     pub frames_in: AtomicU64,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+/// Numbers read from elsewhere when scraped.
+pub struct Scrape {
+    pub ws_open: u64,
+    pub ws_frames_out: u64,
+    pub ws_slow_consumers: u64,
+    /// Refusals per rate limit name.
+    pub rate_limited: Vec<(&'static str, u64)>,
+    pub db_size: u32,
+    pub db_idle: u64,
+    pub db_max: u32,
+    pub redis: Option<deadpool_redis::Status>,
+}
+
+impl Metrics {
+    /// `names`: route patterns as poem matches them → the documented paths (labels).
+    pub fn new(names: HashMap<String, Arc<str>>) -> Self {
         Self {
-            names: documented_paths(),
+            names,
             routes: RwLock::new(HashMap::new()),
             fanout_lag: Histogram::new(LAG_BUCKETS),
             frames_in: AtomicU64::new(0),
         }
     }
-}
 
-impl Metrics {
     fn record(
         &self,
         method: &Method,
@@ -173,7 +179,7 @@ impl Metrics {
     }
 
     /// Every family, in the text format.
-    pub fn render(&self, state: &AppState) -> String {
+    pub fn render(&self, scrape: &Scrape) -> String {
         let mut out = String::with_capacity(16 * 1024);
         let routes: Vec<_> = self
             .routes
@@ -220,7 +226,6 @@ impl Metrics {
                 .write(&mut out, "tunelink_http_request_duration_seconds", &labels);
         }
 
-        let hub = state.hub.counters();
         let gauge = |out: &mut String, name: &str, kind: &str, help: &str, value: u64| {
             family(out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
@@ -230,7 +235,7 @@ impl Metrics {
             "tunelink_ws_connections",
             "gauge",
             "WebSocket connections open on this instance.",
-            hub.open.load(Ordering::Relaxed),
+            scrape.ws_open,
         );
         gauge(
             &mut out,
@@ -244,14 +249,14 @@ impl Metrics {
             "tunelink_ws_frames_out_total",
             "counter",
             "Frames queued to clients' sockets.",
-            hub.frames_out.load(Ordering::Relaxed),
+            scrape.ws_frames_out,
         );
         gauge(
             &mut out,
             "tunelink_ws_slow_consumer_disconnects_total",
             "counter",
             "Sockets closed because their queue was full (4008).",
-            hub.slow_consumers.load(Ordering::Relaxed),
+            scrape.ws_slow_consumers,
         );
         family(
             &mut out,
@@ -268,16 +273,12 @@ impl Metrics {
             "counter",
             "Requests and frames refused by a rate limit, by limit.",
         );
-        for (limit, n) in state.limits.rejected() {
-            let _ = writeln!(
-                out,
-                "tunelink_rate_limited_total{{limit=\"{}\"}} {n}",
-                limit.name()
-            );
+        for (limit, n) in &scrape.rate_limited {
+            let _ = writeln!(out, "tunelink_rate_limited_total{{limit=\"{limit}\"}} {n}");
         }
 
-        let size = u64::from(state.db.size());
-        let idle = state.db.num_idle() as u64;
+        let size = u64::from(scrape.db_size);
+        let idle = scrape.db_idle;
         family(
             &mut out,
             "tunelink_db_pool_connections",
@@ -295,11 +296,10 @@ impl Metrics {
             "tunelink_db_pool_max_connections",
             "gauge",
             "PostgreSQL pool size limit.",
-            u64::from(state.settings.database_max_connections),
+            u64::from(scrape.db_max),
         );
 
-        if let Some(redis) = &state.redis {
-            let s = redis.status();
+        if let Some(s) = &scrape.redis {
             family(
                 &mut out,
                 "tunelink_redis_pool_connections",
@@ -333,33 +333,6 @@ impl Metrics {
         }
         out
     }
-}
-
-/// The OpenAPI document's paths, keyed by the pattern poem-openapi routes them with (its
-/// parameters become `:param0`, `:param1`… in order).
-fn documented_paths() -> HashMap<String, Arc<str>> {
-    let spec: serde_json::Value =
-        serde_json::from_str(&crate::api::spec_json()).unwrap_or_default();
-    let Some(paths) = spec["paths"].as_object() else {
-        return HashMap::new();
-    };
-    paths
-        .keys()
-        .map(|documented| {
-            let mut pattern = String::with_capacity(documented.len());
-            let mut index = 0;
-            for segment in documented.split('/').skip(1) {
-                pattern.push('/');
-                if segment.starts_with('{') && segment.ends_with('}') {
-                    let _ = write!(pattern, ":param{index}");
-                    index += 1;
-                } else {
-                    pattern.push_str(segment);
-                }
-            }
-            (pattern, Arc::from(documented.as_str()))
-        })
-        .collect()
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -409,28 +382,6 @@ impl<E: Endpoint> Endpoint for MeteredEndpoint<E> {
         }
         result
     }
-}
-
-/// `GET /metrics`; with `METRICS_TOKEN` set, only for `Authorization: Bearer <token>`.
-#[handler]
-pub fn serve(req: &Request, state: Data<&AppState>) -> Response {
-    if let Some(token) = &state.settings.metrics_token {
-        let sent = req
-            .header("authorization")
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        // Compare digests, so that timing tells nothing about the token.
-        if Sha256::digest(sent.as_bytes()) != Sha256::digest(token.expose().as_bytes()) {
-            return ApiError::unauthorized(
-                ErrorCode::Unauthenticated,
-                "Send `Authorization: Bearer <METRICS_TOKEN>`.",
-            )
-            .to_response();
-        }
-    }
-    Response::builder()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&state))
 }
 
 #[cfg(test)]

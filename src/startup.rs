@@ -56,7 +56,8 @@ impl Application {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .context("the listener has no socket address")?;
-        let state = AppState::new(settings, db, redis)?;
+        let metrics = metrics::Metrics::new(api::route_names());
+        let state = AppState::new(settings, db, redis, metrics)?;
         realtime::upkeep::start(state.hub.clone(), state.db.clone());
         realtime::presence::register_instance(&state.db, state.hub.instance())
             .await
@@ -127,7 +128,7 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
         .nest("/docs", service.swagger_ui())
         .at("/openapi.json", spec_endpoint)
         .at("/ws", realtime::route::ws)
-        .at("/metrics", poem::get(metrics::serve))
+        .at("/metrics", poem::get(api::metrics::serve))
         .nest("/", service)
         .with(http::LimitBody(max_body))
         .with(ResolveClientIp(trusted))

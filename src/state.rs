@@ -49,6 +49,7 @@ impl AppState {
         settings: Settings,
         db: PgPool,
         redis: Option<deadpool_redis::Pool>,
+        metrics: Metrics,
     ) -> anyhow::Result<Self> {
         let passwords = PasswordHasher::new(settings.password_hash_concurrency)?;
         let tokens = TokenKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl);
@@ -57,7 +58,7 @@ impl AppState {
             _ => Bus::local(),
         };
         let catalogue = CatalogueCache::start(&bus);
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(metrics);
         let hub = Hub::start(&bus, metrics.clone());
         crate::notifications::serve_batches(&bus, db.clone(), hub.clone());
         let limits = Limiter::new(

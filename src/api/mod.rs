@@ -8,12 +8,15 @@ pub mod events;
 pub mod genres;
 pub mod health;
 pub mod instruments;
+pub mod metrics;
 pub mod musicians;
 pub mod notifications;
 pub mod pagination;
 pub mod participations;
 pub mod responses;
 pub mod users;
+
+use std::{collections::HashMap, fmt::Write, sync::Arc};
 
 use poem_openapi::{OpenApiService, Tags};
 
@@ -117,4 +120,30 @@ fn nullable_optionals(node: &mut serde_json::Value) {
         Value::Array(items) => items.iter_mut().for_each(nullable_optionals),
         _ => {}
     }
+}
+
+/// The OpenAPI document's paths, keyed by the pattern poem-openapi routes them with (its
+/// parameters become `:param0`, `:param1`… in order).
+pub fn route_names() -> HashMap<String, Arc<str>> {
+    let spec: serde_json::Value = serde_json::from_str(&spec_json()).unwrap_or_default();
+    let Some(paths) = spec["paths"].as_object() else {
+        return HashMap::new();
+    };
+    paths
+        .keys()
+        .map(|documented| {
+            let mut pattern = String::with_capacity(documented.len());
+            let mut index = 0;
+            for segment in documented.split('/').skip(1) {
+                pattern.push('/');
+                if segment.starts_with('{') && segment.ends_with('}') {
+                    let _ = write!(pattern, ":param{index}");
+                    index += 1;
+                } else {
+                    pattern.push_str(segment);
+                }
+            }
+            (pattern, Arc::from(documented.as_str()))
+        })
+        .collect()
 }
