@@ -1,5 +1,6 @@
 //! Events: what they are, how their status is derived, and their queries.
 
+pub mod manage;
 pub mod participations;
 pub mod store;
 

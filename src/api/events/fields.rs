@@ -16,7 +16,7 @@ pub const DESCRIPTION_MAX: usize = 5000;
 pub const ADDRESS_MAX: usize = 300;
 pub const MAX_CAPACITY: i32 = 100_000;
 pub const MAX_GENRES: usize = 10;
-pub const MAX_INSTRUMENTS: usize = 50;
+pub use crate::events::manage::MAX_INSTRUMENTS;
 pub const MAX_QUANTITY: i32 = 1000;
 pub const MAX_DURATION_DAYS: i64 = 31;
 pub const MAX_RADIUS_KM: f64 = 500.0;

@@ -27,17 +27,12 @@ use super::{
     responses::Errors,
 };
 use crate::{
-    auth::{AuthUser, CurrentUser, Role},
+    auth::AuthUser,
     domain::{Coordinates, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},
     error::ApiError,
     error_set,
-    events::{
-        EventRow, EventStatus, EventType,
-        participations::{self, ensure_open},
-        store,
-    },
-    notifications::{self, Kind, Notice},
+    events::{EventRow, EventStatus, EventType, manage, participations, store},
     state::AppState,
 };
 
@@ -141,25 +136,7 @@ impl EventsApi {
         v.finish()?;
         let fields = checked(fields)?;
 
-        let mut tx = state.db.begin().await?;
-        let id = store::insert(&mut tx, auth.0.id, &fields).await?;
-        store::set_genres(&mut tx, id, &genres).await?;
-        for (i, (instrument, quantity)) in needed.iter().enumerate() {
-            store::set_instrument(&mut tx, id, *instrument, *quantity)
-                .await
-                .map_err(|e| {
-                    if e.code == crate::error::ErrorCode::NotFound {
-                        ApiError::validation(vec![FieldError::new(
-                            format!("instruments[{i}].instrument_id"),
-                            "not_found",
-                            "no such instrument",
-                        )])
-                    } else {
-                        e
-                    }
-                })?;
-        }
-        tx.commit().await?;
+        let id = manage::create(&state.db, auth.0.id, &fields, &genres, &needed).await?;
         let view = load_one(&state, id, None).await?;
         Ok(EventResponse::Created(Json(Envelope::created(
             "Event created.",
@@ -289,74 +266,30 @@ impl EventsApi {
         body: Json<EventChange>,
     ) -> Result<EventResponse, Errors<ChangeErrors>> {
         let body = body.0;
-        let mut tx = state.db.begin().await?;
-        let event = lock_as_organiser(&mut tx, &auth.0, id.0).await?;
-        let mut v = Validator::new();
-        let fields = parse_fields(
-            &mut v,
-            FieldsInput {
-                title: body.title,
-                description: body.description,
-                kind: body.kind,
-                starts_at: body.starts_at,
-                ends_at: body.ends_at,
-                address: body.address,
-                latitude: body.latitude,
-                longitude: body.longitude,
-                capacity: body.capacity,
-                image_url: body.image_url,
-            },
-            Some(&event),
-        );
-        let genres = body.genre_ids.as_ref().map(|g| parse_genres(&mut v, g));
-        v.finish()?;
-        let fields = checked(fields)?;
-        if let Some(cap) = fields.capacity
-            && cap < event.participants_count
-        {
-            return Err(ApiError::state_conflict(
-                crate::error::ErrorCode::Conflict,
-                format!(
-                    "{} musicians already take part: capacity cannot go below that.",
-                    event.participants_count
-                ),
-            )
-            .into());
-        }
-        store::update(&mut tx, event.id, &fields).await?;
-        if let Some(genres) = genres {
-            store::set_genres(&mut tx, event.id, &genres).await?;
-        }
-        let moved = fields.starts_at != event.starts_at
-            || fields.ends_at != event.ends_at
-            || fields.address != event.address
-            || fields.latitude != event.latitude
-            || fields.longitude != event.longitude;
-        let notes = if moved {
-            let participants = store::active_participants(&mut tx, event.id).await?;
-            notifications::create(
-                &mut tx,
-                &participants,
-                &Notice {
-                    kind: Kind::EventUpdated,
-                    title: format!("“{}” has changed", fields.title),
-                    body: format!(
-                        "Now from {} to {} at {}.",
-                        fields.starts_at.format("%Y-%m-%d %H:%M UTC"),
-                        fields.ends_at.format("%Y-%m-%d %H:%M UTC"),
-                        fields.address
-                    ),
-                    link: Some(format!("/api/v1/events/{}", event.id)),
-                    event_id: Some(event.id),
+        manage::update(&state.db, &state.bus, &auth.0, id.0, |event| {
+            let mut v = Validator::new();
+            let fields = parse_fields(
+                &mut v,
+                FieldsInput {
+                    title: body.title,
+                    description: body.description,
+                    kind: body.kind,
+                    starts_at: body.starts_at,
+                    ends_at: body.ends_at,
+                    address: body.address,
+                    latitude: body.latitude,
+                    longitude: body.longitude,
+                    capacity: body.capacity,
+                    image_url: body.image_url,
                 },
-            )
-            .await?
-        } else {
-            Vec::new()
-        };
-        tx.commit().await?;
-        notifications::publish(&state.bus, &notes).await;
-        let view = load_one(&state, event.id, None).await?;
+                Some(event),
+            );
+            let genres = body.genre_ids.as_ref().map(|g| parse_genres(&mut v, g));
+            v.finish()?;
+            Ok((checked(fields)?, genres))
+        })
+        .await?;
+        let view = load_one(&state, id.0, None).await?;
         Ok(EventResponse::Ok(Json(Envelope::ok(
             "Event updated.",
             view,
@@ -377,29 +310,8 @@ impl EventsApi {
         auth: AuthUser,
         id: Path<Uuid>,
     ) -> Result<EventResponse, Errors<ChangeErrors>> {
-        let mut tx = state.db.begin().await?;
-        let event = lock_as_organiser(&mut tx, &auth.0, id.0).await?;
-        store::cancel(&mut tx, event.id).await?;
-        let participants = store::active_participants(&mut tx, event.id).await?;
-        let notes = notifications::create(
-            &mut tx,
-            &participants,
-            &Notice {
-                kind: Kind::EventCancelled,
-                title: format!("“{}” is cancelled", event.title),
-                body: format!(
-                    "The event planned on {} at {} will not take place.",
-                    event.starts_at.format("%Y-%m-%d %H:%M UTC"),
-                    event.address
-                ),
-                link: Some(format!("/api/v1/events/{}", event.id)),
-                event_id: Some(event.id),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        notifications::publish(&state.bus, &notes).await;
-        let view = load_one(&state, event.id, None).await?;
+        manage::cancel(&state.db, &state.bus, &auth.0, id.0).await?;
+        let view = load_one(&state, id.0, None).await?;
         Ok(EventResponse::Ok(Json(Envelope::ok(
             "Event cancelled.",
             view,
@@ -446,33 +358,8 @@ impl EventsApi {
     ) -> Result<NeededResponse, Errors<ChangeErrors>> {
         let quantity = check_quantity("quantity", body.0.quantity)
             .map_err(|e| ApiError::validation(vec![e]))?;
-        let mut tx = state.db.begin().await?;
-        let event = lock_as_organiser(&mut tx, &auth.0, id.0).await?;
-        if store::needed(&mut tx, event.id, instrument_id.0)
-            .await?
-            .is_none()
-            && store::needed_count(&mut tx, event.id).await? >= MAX_INSTRUMENTS as i64
-        {
-            return Err(ApiError::field(
-                "instrument_id",
-                "too_long",
-                format!("an event needs at most {MAX_INSTRUMENTS} different instruments"),
-            )
-            .into());
-        }
-        let playing = store::playing(&mut tx, event.id, instrument_id.0).await?;
-        if quantity < playing {
-            return Err(ApiError::state_conflict(
-                crate::error::ErrorCode::Conflict,
-                format!(
-                    "{playing} participants already play this instrument; quantity cannot be lower."
-                ),
-            )
-            .into());
-        }
-        store::set_instrument(&mut tx, event.id, instrument_id.0, quantity).await?;
-        tx.commit().await?;
-        let view = load_one(&state, event.id, None).await?;
+        manage::set_instrument(&state.db, &auth.0, id.0, instrument_id.0, quantity).await?;
+        let view = load_one(&state, id.0, None).await?;
         Ok(NeededResponse::Ok(Json(Envelope::ok(
             "Needed instruments.",
             Page {
@@ -497,21 +384,7 @@ impl EventsApi {
         id: Path<Uuid>,
         instrument_id: Path<Uuid>,
     ) -> Result<DoneResponse, Errors<ChangeErrors>> {
-        let mut tx = state.db.begin().await?;
-        let event = lock_as_organiser(&mut tx, &auth.0, id.0).await?;
-        match store::needed(&mut tx, event.id, instrument_id.0).await? {
-            None => return Err(ApiError::not_found("Needed instrument").into()),
-            Some((_, filled)) if filled > 0 => {
-                return Err(ApiError::state_conflict(
-                    crate::error::ErrorCode::InUse,
-                    "Participants play this instrument; it cannot be removed.",
-                )
-                .into());
-            }
-            Some(_) => {}
-        }
-        store::remove_instrument(&mut tx, event.id, instrument_id.0).await?;
-        tx.commit().await?;
+        manage::remove_instrument(&state.db, &auth.0, id.0, instrument_id.0).await?;
         Ok(DoneResponse::Ok(Json(Envelope::ok(
             "Instrument removed.",
             Nothing,
@@ -571,28 +444,6 @@ impl EventsApi {
             "Registered.",
             row.into(),
         ))))
-    }
-}
-
-/// Locks an open event for a change by its creator (or an admin).
-async fn lock_as_organiser(
-    conn: &mut sqlx::PgConnection,
-    user: &CurrentUser,
-    id: Uuid,
-) -> Result<EventRow, ApiError> {
-    let event = store::lock(conn, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Event"))?;
-    ensure_organiser(user, &event)?;
-    ensure_open(&event)?;
-    Ok(event)
-}
-
-fn ensure_organiser(user: &CurrentUser, event: &EventRow) -> Result<(), ApiError> {
-    if event.creator_id == user.id || user.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("Only the event's creator can do this."))
     }
 }
 
