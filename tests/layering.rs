@@ -34,9 +34,12 @@ const MODULES: &[(&str, Layer)] = &[
     ("bus", Core), // the transport: Redis pub/sub or in-process fan-out
     ("config", Core),
     ("db", Core),
+    ("env", Core), // reading settings from the environment
     ("envelope", Core),
-    ("error", Core), // errors and their codes
-    ("http", Core),  // http helpers
+    ("error", Core),  // errors and their codes
+    ("frames", Core), // the wire frames: what the event log stores and the socket sends
+    ("http", Core),   // http helpers
+    ("hub", Core),    // this process's sockets and the fan-out of frames to them, generic
     ("limits", Core),
     ("metrics", Core), // the registry (an endpoint split out of it is an Adapter)
     ("origins", Core),
