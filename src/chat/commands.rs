@@ -1,0 +1,463 @@
+//! Chat writes: every change to a conversation takes the next event number under the
+//! conversation's row lock, is recorded as the frame that tells it, and is published to
+//! the members' devices after commit.
+
+use chrono::{SubsecRound, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{
+    deliver,
+    store::{
+        CLIENT_MSG_ID_MAX, ConversationRow, Kind, MAX_MEMBERS, as_data, bump, conversation_for,
+        direct_key, is_member, lock_for, member_ids, members, message_by_id, message_for,
+        not_found, parse_body, record, user_ref,
+    },
+};
+use crate::{
+    bus::Bus,
+    error::{ApiError, ErrorCode},
+    frames::{MessageData, ServerFrame, UserRef},
+};
+
+/// Starts a conversation. Two people (the creator and one other) make a direct conversation,
+/// created once: asking again answers the existing one (`false`).
+pub async fn create(
+    db: &PgPool,
+    bus: &Bus,
+    creator: Uuid,
+    participants: &[Uuid],
+    title: Option<String>,
+) -> Result<(ConversationRow, bool), ApiError> {
+    let mut others: Vec<Uuid> = participants
+        .iter()
+        .copied()
+        .filter(|p| *p != creator)
+        .collect();
+    others.sort();
+    others.dedup();
+    if others.is_empty() {
+        return Err(ApiError::field(
+            "participant_ids",
+            "missing",
+            "name at least one other person",
+        ));
+    }
+    if others.len() + 1 > MAX_MEMBERS {
+        return Err(ApiError::field(
+            "participant_ids",
+            "too_long",
+            format!("a conversation has at most {MAX_MEMBERS} members"),
+        ));
+    }
+    let active: i64 = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM users WHERE id = ANY($1) AND deactivated_at IS NULL"#,
+        &others
+    )
+    .fetch_one(db)
+    .await?;
+    if active as usize != others.len() {
+        return Err(ApiError::field(
+            "participant_ids",
+            "not_found",
+            "a participant does not exist",
+        ));
+    }
+    let direct = others.len() == 1 && title.is_none();
+    let direct_key = direct.then(|| direct_key(creator, others[0]));
+    let mut tx = db.begin().await?;
+    if let Some(key) = &direct_key {
+        // Serialise concurrent "start a chat with X" for the same pair.
+        sqlx::query!("SELECT pg_advisory_xact_lock(hashtext($1))", key)
+            .execute(&mut *tx)
+            .await?;
+        let existing =
+            sqlx::query_scalar!("SELECT id FROM conversations WHERE direct_key = $1", key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(id) = existing {
+            tx.commit().await?;
+            return Ok((conversation_for(db, creator, id).await?, false));
+        }
+    }
+    let kind = if direct { Kind::Direct } else { Kind::Group };
+    let id = sqlx::query_scalar!(
+        "INSERT INTO conversations (kind, title, direct_key, created_by, last_event_seq)
+         VALUES ($1, $2, $3, $4, 1) RETURNING id",
+        kind as Kind,
+        title,
+        direct_key,
+        creator
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut everyone = others.clone();
+    everyone.push(creator);
+    sqlx::query!(
+        "INSERT INTO conversation_members (conversation_id, user_id) SELECT $1, u FROM UNNEST($2::uuid[]) u",
+        id,
+        &everyone
+    )
+    .execute(&mut *tx)
+    .await?;
+    let row = conversation_for(&mut *tx, creator, id).await?;
+    let members = members(&mut *tx, id).await?;
+    let frame = ServerFrame::ConversationCreated {
+        conversation_id: id,
+        seq: 1,
+        conversation: as_data(&row, &members),
+    };
+    record(&mut tx, &frame).await?;
+    tx.commit().await?;
+    deliver(bus, everyone, frame).await;
+    Ok((row, true))
+}
+
+/// Renames a group conversation.
+pub async fn rename(
+    db: &PgPool,
+    bus: &Bus,
+    by: Uuid,
+    id: Uuid,
+    title: Option<String>,
+) -> Result<ConversationRow, ApiError> {
+    let mut tx = db.begin().await?;
+    let row = lock_for(&mut tx, by, id).await?;
+    if row.kind == Kind::Direct {
+        return Err(ApiError::state_conflict(
+            ErrorCode::Conflict,
+            "A direct conversation has no title.",
+        ));
+    }
+    let (seq, _) = bump(&mut tx, id, false).await?;
+    sqlx::query!(
+        "UPDATE conversations SET title = $2 WHERE id = $1",
+        id,
+        title
+    )
+    .execute(&mut *tx)
+    .await?;
+    let frame = ServerFrame::ConversationRenamed {
+        conversation_id: id,
+        seq,
+        title,
+        by,
+    };
+    record(&mut tx, &frame).await?;
+    let users = member_ids(&mut tx, id).await?;
+    let row = conversation_for(&mut *tx, by, id).await?;
+    tx.commit().await?;
+    deliver(bus, users, frame).await;
+    Ok(row)
+}
+
+/// Adds a member to a group conversation (idempotent: an existing member is not re-added).
+pub async fn add_member(
+    db: &PgPool,
+    bus: &Bus,
+    by: Uuid,
+    id: Uuid,
+    user: Uuid,
+) -> Result<bool, ApiError> {
+    let mut tx = db.begin().await?;
+    let row = lock_for(&mut tx, by, id).await?;
+    if row.kind == Kind::Direct {
+        return Err(ApiError::state_conflict(
+            ErrorCode::Conflict,
+            "A direct conversation has exactly two members; start a group instead.",
+        ));
+    }
+    if is_member(&mut *tx, id, user).await? {
+        return Ok(false);
+    }
+    let exists = crate::accounts::find_active(&mut *tx, user)
+        .await?
+        .is_some();
+    if !exists {
+        return Err(ApiError::not_found("User"));
+    }
+    let count = member_ids(&mut tx, id).await?.len();
+    if count >= MAX_MEMBERS {
+        return Err(ApiError::state_conflict(
+            ErrorCode::Conflict,
+            format!("A conversation has at most {MAX_MEMBERS} members."),
+        ));
+    }
+    let (seq, _) = bump(&mut tx, id, false).await?;
+    sqlx::query!(
+        "INSERT INTO conversation_members (conversation_id, user_id, joined_event_seq)
+         VALUES ($1, $2, $3)
+         ON CONFLICT (conversation_id, user_id)
+         DO UPDATE SET left_at = NULL, joined_at = now(), last_read_seq = 0,
+                       joined_event_seq = $3, left_event_seq = NULL",
+        id,
+        user,
+        seq
+    )
+    .execute(&mut *tx)
+    .await?;
+    let frame = ServerFrame::MemberJoined {
+        conversation_id: id,
+        seq,
+        user: user_ref(&mut tx, user).await?,
+        by,
+    };
+    record(&mut tx, &frame).await?;
+    let users = member_ids(&mut tx, id).await?;
+    tx.commit().await?;
+    deliver(bus, users, frame).await;
+    Ok(true)
+}
+
+/// Removes a member (or leaves, when `user == by`). The one removed is told too.
+pub async fn remove_member(
+    db: &PgPool,
+    bus: &Bus,
+    by: Uuid,
+    id: Uuid,
+    user: Uuid,
+) -> Result<(), ApiError> {
+    let mut tx = db.begin().await?;
+    let row = lock_for(&mut tx, by, id).await?;
+    if row.kind == Kind::Direct {
+        return Err(ApiError::state_conflict(
+            ErrorCode::Conflict,
+            "Nobody leaves a direct conversation.",
+        ));
+    }
+    if !is_member(&mut *tx, id, user).await? {
+        return Err(ApiError::not_found("Member"));
+    }
+    let mut users = member_ids(&mut tx, id).await?;
+    let (seq, _) = bump(&mut tx, id, false).await?;
+    // They see the event that removes them, and nothing after.
+    sqlx::query!(
+        "UPDATE conversation_members SET left_at = now(), left_event_seq = $3
+         WHERE conversation_id = $1 AND user_id = $2",
+        id,
+        user,
+        seq
+    )
+    .execute(&mut *tx)
+    .await?;
+    let frame = ServerFrame::MemberLeft {
+        conversation_id: id,
+        seq,
+        user_id: user,
+        by,
+    };
+    record(&mut tx, &frame).await?;
+    tx.commit().await?;
+    users.sort();
+    deliver(bus, users, frame).await;
+    Ok(())
+}
+
+/// Sends a message. A retry with the same `client_msg_id` answers the first message
+/// (`false`), never a twin.
+pub async fn send(
+    db: &PgPool,
+    bus: &Bus,
+    author: Uuid,
+    id: Uuid,
+    body: &str,
+    client_msg_id: Option<&str>,
+) -> Result<(MessageData, bool), ApiError> {
+    let body = parse_body(body).map_err(|e| ApiError::validation(vec![e]))?;
+    let client_msg_id = client_msg_id.map(str::trim).filter(|c| !c.is_empty());
+    if client_msg_id.is_some_and(|c| c.len() > CLIENT_MSG_ID_MAX) {
+        return Err(ApiError::field(
+            "client_msg_id",
+            "too_long",
+            format!("client_msg_id must be at most {CLIENT_MSG_ID_MAX} bytes"),
+        ));
+    }
+    let mut tx = db.begin().await?;
+    // The conversation's row lock serialises its changes: these are the last numbers taken.
+    let last = sqlx::query!(
+        "SELECT last_message_seq, last_event_seq FROM conversations WHERE id = $1 FOR UPDATE",
+        id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(not_found)?;
+    // Read once the lock is held, so that a concurrent retry's message is seen.
+    let context = sqlx::query!(
+        r#"SELECT (SELECT username FROM users WHERE id = $2) AS "author!",
+                  ARRAY(SELECT user_id FROM conversation_members
+                        WHERE conversation_id = $1 AND left_at IS NULL) AS "members!",
+                  (SELECT id FROM messages
+                   WHERE conversation_id = $1 AND author_id = $2 AND client_msg_id = $3) AS first"#,
+        id,
+        author,
+        client_msg_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !context.members.contains(&author) {
+        return Err(not_found());
+    }
+    if let Some(first) = context.first {
+        return Ok((message_by_id(&mut *tx, first).await?, false));
+    }
+    let message = MessageData {
+        id: Uuid::new_v4(),
+        conversation_id: id,
+        seq: last.last_message_seq + 1,
+        author: UserRef {
+            id: author,
+            username: context.author,
+        },
+        body: Some(body),
+        client_msg_id: client_msg_id.map(str::to_owned),
+        // Stored with microseconds: the frame says exactly what the history will.
+        created_at: Utc::now().trunc_subsecs(6),
+        edited_at: None,
+        deleted_at: None,
+    };
+    let frame = ServerFrame::MessageCreated {
+        conversation_id: id,
+        seq: last.last_event_seq + 1,
+        message: message.clone(),
+    };
+    // One round trip: the numbers, the message, the sender's read marker (they have read
+    // what they wrote) and the event log.
+    sqlx::query!(
+        "WITH bump AS (
+             UPDATE conversations
+             SET last_message_seq = $3, last_event_seq = $4, last_activity_at = $5
+             WHERE id = $1),
+         stored AS (
+             INSERT INTO messages (id, conversation_id, seq, author_id, body, client_msg_id, created_at)
+             VALUES ($6, $1, $3, $2, $7, $8, $5)),
+         seen AS (
+             UPDATE conversation_members SET last_read_seq = $3
+             WHERE conversation_id = $1 AND user_id = $2 AND last_read_seq < $3)
+         INSERT INTO conversation_events (conversation_id, seq, frame) VALUES ($1, $4, $9)",
+        id,
+        author,
+        message.seq,
+        last.last_event_seq + 1,
+        message.created_at,
+        message.id,
+        message.body,
+        client_msg_id,
+        serde_json::to_value(&frame).map_err(ApiError::internal)?,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    deliver(bus, context.members, frame).await;
+    Ok((message, true))
+}
+
+/// Edits (`Some(body)`) or deletes (`None`) a message; only its author may.
+pub async fn change_message(
+    db: &PgPool,
+    bus: &Bus,
+    user: Uuid,
+    id: Uuid,
+    new_body: Option<&str>,
+) -> Result<MessageData, ApiError> {
+    let body = new_body
+        .map(|b| parse_body(b).map_err(|e| ApiError::validation(vec![e])))
+        .transpose()?;
+    let current = message_for(db, user, id).await?;
+    if current.author.id != user {
+        return Err(ApiError::forbidden("Only the author can change a message."));
+    }
+    let mut tx = db.begin().await?;
+    lock_for(&mut tx, user, current.conversation_id).await?;
+    let current = message_by_id(&mut *tx, id).await?;
+    if current.deleted_at.is_some() {
+        return Err(ApiError::state_conflict(
+            ErrorCode::Conflict,
+            "This message was deleted.",
+        ));
+    }
+    match &body {
+        Some(b) => {
+            sqlx::query!(
+                "UPDATE messages SET body = $2, edited_at = now() WHERE id = $1",
+                id,
+                b
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        None => {
+            sqlx::query!(
+                "UPDATE messages SET body = NULL, deleted_at = now() WHERE id = $1",
+                id
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    let (seq, _) = bump(&mut tx, current.conversation_id, false).await?;
+    let message = message_by_id(&mut *tx, id).await?;
+    let frame = if body.is_some() {
+        ServerFrame::MessageEdited {
+            conversation_id: message.conversation_id,
+            seq,
+            message: message.clone(),
+        }
+    } else {
+        ServerFrame::MessageDeleted {
+            conversation_id: message.conversation_id,
+            seq,
+            message: message.clone(),
+        }
+    };
+    record(&mut tx, &frame).await?;
+    let users = member_ids(&mut tx, message.conversation_id).await?;
+    tx.commit().await?;
+    deliver(bus, users, frame).await;
+    Ok(message)
+}
+
+/// Moves `user`'s read marker forward to message `seq` (never backward); `None` when it
+/// did not move.
+pub async fn mark_read(
+    db: &PgPool,
+    bus: &Bus,
+    user: Uuid,
+    id: Uuid,
+    seq: i64,
+) -> Result<Option<i64>, ApiError> {
+    let mut tx = db.begin().await?;
+    let row = lock_for(&mut tx, user, id).await?;
+    if seq < 0 || seq > row.last_message_seq {
+        return Err(ApiError::field(
+            "seq",
+            "out_of_range",
+            format!("seq must be between 0 and {}", row.last_message_seq),
+        ));
+    }
+    let moved = sqlx::query!(
+        "UPDATE conversation_members SET last_read_seq = $3
+         WHERE conversation_id = $1 AND user_id = $2 AND last_read_seq < $3",
+        id,
+        user,
+        seq
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if !moved {
+        return Ok(None);
+    }
+    let (event_seq, _) = bump(&mut tx, id, false).await?;
+    let frame = ServerFrame::ReadUpdated {
+        conversation_id: id,
+        seq: event_seq,
+        user_id: user,
+        last_read_seq: seq,
+    };
+    record(&mut tx, &frame).await?;
+    let users = member_ids(&mut tx, id).await?;
+    tx.commit().await?;
+    deliver(bus, users, frame).await;
+    Ok(Some(seq))
+}
