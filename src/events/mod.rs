@@ -2,6 +2,7 @@
 
 pub mod manage;
 pub mod participations;
+pub mod search;
 pub mod store;
 
 use chrono::{DateTime, Utc};
