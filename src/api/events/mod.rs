@@ -2,8 +2,7 @@
 
 mod fields;
 mod models;
-
-use std::collections::HashMap;
+mod views;
 
 use chrono::{DateTime, Utc};
 use poem::web::Data;
@@ -19,6 +18,8 @@ use self::fields::{
     FieldsInput, MAX_INSTRUMENTS, check_quantity, parse_fields, parse_genres, parse_near,
 };
 pub use self::models::*;
+use self::views::load_one;
+pub use self::views::load_views;
 use super::{
     ApiTags,
     choice::Choice,
@@ -32,7 +33,7 @@ use crate::{
     envelope::{Envelope, FieldError, Nothing},
     error::ApiError,
     error_set,
-    events::{EventRow, EventStatus, EventType, manage, participations, store},
+    events::{EventStatus, EventType, manage, participations, store},
     state::AppState,
 };
 
@@ -445,72 +446,4 @@ impl EventsApi {
             row.into(),
         ))))
     }
-}
-
-async fn load_one(
-    state: &AppState,
-    id: Uuid,
-    origin: Option<(f64, f64)>,
-) -> Result<EventView, ApiError> {
-    let row = store::fetch(&state.db, id, origin)
-        .await?
-        .ok_or_else(|| ApiError::not_found("Event"))?;
-    load_views(state, vec![row])
-        .await?
-        .pop()
-        .ok_or_else(|| ApiError::not_found("Event"))
-}
-
-/// Builds views with genres and needed instruments (two queries for any number of events).
-pub async fn load_views(state: &AppState, rows: Vec<EventRow>) -> Result<Vec<EventView>, ApiError> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut genres: HashMap<Uuid, Vec<GenreRef>> = HashMap::new();
-    for g in store::genres_of(&state.db, &ids).await? {
-        genres.entry(g.event_id).or_default().push(GenreRef {
-            genre_id: g.genre_id,
-            name: g.name,
-        });
-    }
-    let mut needed: HashMap<Uuid, Vec<NeededInstrumentView>> = HashMap::new();
-    for n in store::instruments_of(&state.db, &ids).await? {
-        needed
-            .entry(n.event_id)
-            .or_default()
-            .push(NeededInstrumentView {
-                instrument_id: n.instrument_id,
-                name: n.name,
-                category: n.category,
-                quantity: n.quantity,
-                filled: n.filled,
-                available: (n.quantity - n.filled).max(0),
-            });
-    }
-    Ok(rows
-        .into_iter()
-        .map(|r| EventView {
-            status: r.status(),
-            genres: genres.remove(&r.id).unwrap_or_default(),
-            instruments: needed.remove(&r.id).unwrap_or_default(),
-            places_left: r.capacity.map(|c| (c - r.participants_count).max(0)),
-            distance_km: r.distance_m.map(|m| (m / 10.0).round() / 100.0),
-            creator: UserRef {
-                id: r.creator_id,
-                username: r.creator_username,
-            },
-            id: r.id,
-            title: r.title,
-            description: r.description,
-            kind: r.kind,
-            starts_at: r.starts_at,
-            ends_at: r.ends_at,
-            address: r.address,
-            latitude: r.latitude,
-            longitude: r.longitude,
-            capacity: r.capacity,
-            participants_count: r.participants_count,
-            image_url: r.image_url,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-        .collect())
 }
