@@ -22,9 +22,9 @@ use uuid::Uuid;
 
 use crate::{
     auth::{PasswordHasher, Role, TokenKeys},
+    chat::bulk::ConversationBatch,
     domain::Password,
     frames::UserRef,
-    seed::ConversationBatch,
 };
 
 pub const LOAD_PASSWORD: &str = "tunelink-load";

@@ -10,8 +10,8 @@ use super::{
     deliver,
     store::{
         CLIENT_MSG_ID_MAX, ConversationRow, Kind, MAX_MEMBERS, as_data, bump, conversation_for,
-        direct_key, is_member, lock_for, member_ids, members, message_by_id, message_for,
-        not_found, parse_body, record, user_ref,
+        direct_key, is_direct, is_member, lock_for, member_ids, members, message_by_id,
+        message_for, not_found, parse_body, record, user_ref,
     },
 };
 use crate::{
@@ -63,7 +63,7 @@ pub async fn create(
             "a participant does not exist",
         ));
     }
-    let direct = others.len() == 1 && title.is_none();
+    let direct = is_direct(others.len(), title.as_deref());
     let direct_key = direct.then(|| direct_key(creator, others[0]));
     let mut tx = db.begin().await?;
     if let Some(key) = &direct_key {

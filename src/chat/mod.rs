@@ -5,6 +5,7 @@
 //! published for live delivery to the members' devices. PostgreSQL is the truth: a client
 //! that missed a live frame gets it again by resuming from its last event number.
 
+pub mod bulk;
 pub mod commands;
 pub mod log;
 pub mod store;

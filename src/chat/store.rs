@@ -110,6 +110,12 @@ pub async fn conversation_for(
     .ok_or_else(not_found)
 }
 
+/// A conversation between its creator and one other person, with no title, is direct
+/// (one per pair); anything else is a group.
+pub fn is_direct(others: usize, title: Option<&str>) -> bool {
+    others == 1 && title.is_none()
+}
+
 /// The key that makes a pair's direct conversation unique: both ids in order.
 pub fn direct_key(a: Uuid, b: Uuid) -> String {
     let (a, b) = if a < b { (a, b) } else { (b, a) };

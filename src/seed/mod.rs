@@ -13,85 +13,18 @@ use rand::{Rng, SeedableRng, rngs::StdRng, seq::IndexedRandom};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+mod data;
+
+use self::data::{CITIES, EVENT_TYPES, LEVELS, STREETS};
 use crate::{
     auth::PasswordHasher,
-    chat::store::direct_key,
+    chat::bulk::{ConversationBatch, HistoryMessage},
     domain::Password,
-    frames::{ConversationData, MessageData, ServerFrame, UserRef},
+    frames::UserRef,
 };
 
 pub const SEED_PASSWORD: &str = "tunelink-seed";
 pub const SEED_EMAIL_DOMAIN: &str = "seed.tunelink.test";
-
-/// French cities (name, latitude, longitude, weight ~ population).
-const CITIES: &[(&str, f64, f64, u32)] = &[
-    ("Paris", 48.8566, 2.3522, 40),
-    ("Marseille", 43.2965, 5.3698, 12),
-    ("Lyon", 45.7640, 4.8357, 12),
-    ("Toulouse", 43.6047, 1.4442, 9),
-    ("Nice", 43.7102, 7.2620, 6),
-    ("Nantes", 47.2184, -1.5536, 7),
-    ("Montpellier", 43.6108, 3.8767, 6),
-    ("Strasbourg", 48.5734, 7.7521, 6),
-    ("Bordeaux", 44.8378, -0.5792, 7),
-    ("Lille", 50.6292, 3.0573, 7),
-    ("Rennes", 48.1173, -1.6778, 5),
-    ("Reims", 49.2583, 4.0317, 3),
-    ("Toulon", 43.1242, 5.9280, 3),
-    ("Saint-Étienne", 45.4397, 4.3872, 3),
-    ("Le Havre", 49.4944, 0.1079, 3),
-    ("Grenoble", 45.1885, 5.7245, 4),
-    ("Dijon", 47.3220, 5.0415, 3),
-    ("Angers", 47.4784, -0.5632, 3),
-    ("Nîmes", 43.8367, 4.3601, 2),
-    ("Clermont-Ferrand", 45.7772, 3.0870, 3),
-    ("Le Mans", 48.0061, 0.1996, 2),
-    ("Aix-en-Provence", 43.5297, 5.4474, 3),
-    ("Brest", 48.3904, -4.4861, 2),
-    ("Tours", 47.3941, 0.6848, 3),
-    ("Amiens", 49.8941, 2.2958, 2),
-    ("Limoges", 45.8336, 1.2611, 2),
-    ("Perpignan", 42.6887, 2.8948, 2),
-    ("Metz", 49.1193, 6.1757, 2),
-    ("Besançon", 47.2378, 6.0241, 2),
-    ("Orléans", 47.9030, 1.9093, 2),
-    ("Rouen", 49.4432, 1.0999, 3),
-    ("Caen", 49.1829, -0.3707, 2),
-    ("Nancy", 48.6921, 6.1844, 2),
-    ("Avignon", 43.9493, 4.8055, 2),
-    ("Poitiers", 46.5802, 0.3404, 2),
-    ("La Rochelle", 46.1603, -1.1511, 2),
-    ("Pau", 43.2951, -0.3708, 2),
-    ("Bayonne", 43.4929, -1.4748, 1),
-    ("Annecy", 45.8992, 6.1294, 2),
-    ("Ajaccio", 41.9192, 8.7386, 1),
-];
-
-const EVENT_TYPES: &[&str] = &[
-    "jam",
-    "concert",
-    "rehearsal",
-    "open_mic",
-    "workshop",
-    "other",
-];
-const LEVELS: &[&str] = &[
-    "beginner",
-    "intermediate",
-    "advanced",
-    "expert",
-    "professional",
-];
-const STREETS: &[&str] = &[
-    "rue de la Musique",
-    "place du Marché",
-    "quai des Artistes",
-    "avenue Django Reinhardt",
-    "rue Nina Simone",
-    "boulevard des Orgues",
-    "impasse du Tambour",
-    "rue du Conservatoire",
-];
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -489,13 +422,13 @@ async fn seed_conversations(
             let title = (size > 2).then(|| format!("Band #{}", chunk_start + batch.len()));
             let created = now - Duration::days(rng.random_range(1..60));
             let count = rng.random_range(0..=20);
-            let history: Vec<SeedMessage> = (1..=count)
+            let history: Vec<HistoryMessage> = (1..=count)
                 .map(|seq| {
                     let author = members
                         .choose(rng)
                         .cloned()
                         .unwrap_or_else(|| members[0].clone());
-                    SeedMessage {
+                    HistoryMessage {
                         id: uuid(rng),
                         author,
                         body: format!("Message {seq} about the next rehearsal"),
@@ -510,175 +443,4 @@ async fn seed_conversations(
         batch.insert(pool).await?;
     }
     Ok((conversations, messages))
-}
-
-/// A message written straight into a conversation's history.
-pub struct SeedMessage {
-    pub id: Uuid,
-    pub author: UserRef,
-    pub body: String,
-    pub at: DateTime<Utc>,
-}
-
-/// Conversations with their members, messages and event log, exactly as the chat writes
-/// them (event 1 is `conversation.created`, then one event per message), inserted together.
-#[derive(Default)]
-pub struct ConversationBatch {
-    c_id: Vec<Uuid>,
-    c_kind: Vec<String>,
-    c_title: Vec<Option<String>>,
-    c_key: Vec<Option<String>>,
-    c_by: Vec<Uuid>,
-    c_msg: Vec<i64>,
-    c_evt: Vec<i64>,
-    m_conv: Vec<Uuid>,
-    m_user: Vec<Uuid>,
-    x_id: Vec<Uuid>,
-    x_conv: Vec<Uuid>,
-    x_seq: Vec<i64>,
-    x_author: Vec<Uuid>,
-    x_body: Vec<String>,
-    x_at: Vec<DateTime<Utc>>,
-    e_conv: Vec<Uuid>,
-    e_seq: Vec<i64>,
-    e_frame: Vec<serde_json::Value>,
-}
-
-impl ConversationBatch {
-    pub fn len(&self) -> usize {
-        self.c_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.c_id.is_empty()
-    }
-
-    /// Whether this batch already holds the direct conversation of this pair.
-    pub fn has_direct(&self, a: Uuid, b: Uuid) -> bool {
-        let key = Some(direct_key(a, b));
-        self.c_key.contains(&key)
-    }
-
-    /// Adds a conversation: direct for two members, a group (with `title`) otherwise; the
-    /// first member created it.
-    pub fn add(
-        &mut self,
-        id: Uuid,
-        title: Option<String>,
-        members: &[UserRef],
-        created: DateTime<Utc>,
-        history: &[SeedMessage],
-    ) -> anyhow::Result<()> {
-        let Some(creator) = members.first() else {
-            bail!("a conversation needs members");
-        };
-        let direct = members.len() == 2;
-        let kind = if direct { "direct" } else { "group" };
-        let mut frames = vec![ServerFrame::ConversationCreated {
-            conversation_id: id,
-            seq: 1,
-            conversation: ConversationData {
-                id,
-                kind: kind.into(),
-                title: title.clone(),
-                members: members.to_vec(),
-                created_at: created,
-            },
-        }];
-        for (seq, m) in (1..).zip(history) {
-            self.x_id.push(m.id);
-            self.x_conv.push(id);
-            self.x_seq.push(seq);
-            self.x_author.push(m.author.id);
-            self.x_body.push(m.body.clone());
-            self.x_at.push(m.at);
-            frames.push(ServerFrame::MessageCreated {
-                conversation_id: id,
-                seq: seq + 1,
-                message: MessageData {
-                    id: m.id,
-                    conversation_id: id,
-                    seq,
-                    author: m.author.clone(),
-                    body: Some(m.body.clone()),
-                    client_msg_id: None,
-                    created_at: m.at,
-                    edited_at: None,
-                    deleted_at: None,
-                },
-            });
-        }
-        for frame in &frames {
-            if let Some((conv, seq)) = frame.event_seq() {
-                self.e_conv.push(conv);
-                self.e_seq.push(seq);
-                self.e_frame.push(serde_json::to_value(frame)?);
-            }
-        }
-        for m in members {
-            self.m_conv.push(id);
-            self.m_user.push(m.id);
-        }
-        let messages = i64::try_from(history.len())?;
-        self.c_id.push(id);
-        self.c_kind.push(kind.to_owned());
-        self.c_title.push(title);
-        self.c_key
-            .push(direct.then(|| direct_key(members[0].id, members[1].id)));
-        self.c_by.push(creator.id);
-        self.c_msg.push(messages);
-        self.c_evt.push(messages + 1);
-        Ok(())
-    }
-
-    /// Inserts everything in one transaction.
-    pub async fn insert(&self, pool: &PgPool) -> anyhow::Result<()> {
-        let mut tx = pool.begin().await?;
-        sqlx::query!(
-            "INSERT INTO conversations (id, kind, title, direct_key, created_by, last_message_seq, last_event_seq)
-             SELECT id, k::conversation_kind, t, dk, b, m, e
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::int8[], $7::int8[])
-                  AS x(id, k, t, dk, b, m, e)",
-            &self.c_id,
-            &self.c_kind,
-            &self.c_title as &[Option<String>],
-            &self.c_key as &[Option<String>],
-            &self.c_by,
-            &self.c_msg,
-            &self.c_evt,
-        )
-        .execute(&mut *tx)
-        .await
-        .context("inserting conversations")?;
-        sqlx::query!(
-            "INSERT INTO conversation_members (conversation_id, user_id) SELECT * FROM UNNEST($1::uuid[], $2::uuid[])",
-            &self.m_conv,
-            &self.m_user,
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "INSERT INTO messages (id, conversation_id, seq, author_id, body, created_at)
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], $6::timestamptz[])",
-            &self.x_id,
-            &self.x_conv,
-            &self.x_seq,
-            &self.x_author,
-            &self.x_body,
-            &self.x_at,
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "INSERT INTO conversation_events (conversation_id, seq, frame)
-             SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::jsonb[])",
-            &self.e_conv,
-            &self.e_seq,
-            &self.e_frame,
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
 }
