@@ -2,17 +2,22 @@
 
 use poem::web::Data;
 use poem_openapi::{
-    ApiRequest, ApiResponse, Multipart, Object, OpenApi,
+    ApiRequest, ApiResponse, Object, OpenApi,
     payload::{Form, Json},
     types::Example,
 };
 use serde::Deserialize;
 
-use super::{ApiTags, responses::Errors, users::Me};
+use super::{
+    ApiTags,
+    accounts_models::{AuthSession, RegisterErrors, RegisterRequest, SessionResponse},
+    registration::register,
+    responses::Errors,
+};
 use crate::{
     accounts,
-    auth::{AuthUser, Role, sessions, sessions::RevokeReason},
-    domain::{EMAIL_MAX, Email, Password, Username, Validator, checked},
+    auth::{AuthUser, sessions, sessions::RevokeReason},
+    domain::{EMAIL_MAX, Password, Validator},
     envelope::{Envelope, FieldError, Nothing},
     error::{ApiError, ErrorCode},
     error_set,
@@ -20,58 +25,6 @@ use crate::{
     limits::{ClientIp, Key, Limit},
     state::AppState,
 };
-
-/// A new account.
-#[derive(Debug, Object, Deserialize)]
-#[oai(example)]
-pub struct RegisterInput {
-    /// 3–32 characters: letters, digits, `_`, `.`, `-`; unique ignoring case.
-    pub username: String,
-    /// A valid address; unique ignoring case.
-    pub email: String,
-    /// 8–128 characters.
-    pub password: String,
-}
-
-impl Example for RegisterInput {
-    fn example() -> Self {
-        Self {
-            username: "nina_keys".into(),
-            email: "nina@example.com".into(),
-            password: "correct horse battery".into(),
-        }
-    }
-}
-
-/// The same fields, as `multipart/form-data`.
-#[derive(Debug, Multipart)]
-pub struct RegisterMultipart {
-    pub username: String,
-    pub email: String,
-    pub password: String,
-}
-
-/// A new account, as JSON, an urlencoded form or a multipart form.
-#[derive(Debug, ApiRequest)]
-pub enum RegisterRequest {
-    Json(Json<RegisterInput>),
-    Form(Form<RegisterInput>),
-    Multipart(RegisterMultipart),
-}
-
-impl RegisterRequest {
-    pub fn into_input(self) -> RegisterInput {
-        match self {
-            Self::Json(b) => b.0,
-            Self::Form(b) => b.0,
-            Self::Multipart(m) => RegisterInput {
-                username: m.username,
-                email: m.email,
-                password: m.password,
-            },
-        }
-    }
-}
 
 /// Log in with a username or an email.
 #[derive(Debug, Object)]
@@ -122,34 +75,7 @@ pub struct RefreshInput {
 impl Example for RefreshInput {
     fn example() -> Self {
         Self {
-            refresh_token: "q8m1b0rJc2n6X4yZb0lqk3Yv1uJk8o2dS7nS9Qp2cH4".into(),
-        }
-    }
-}
-
-/// A token pair and the account it belongs to.
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct AuthSession {
-    /// Send as `Authorization: Bearer <access_token>`.
-    pub access_token: String,
-    /// Always `bearer`.
-    pub token_type: String,
-    /// Seconds until the access token expires.
-    pub expires_in: i64,
-    /// Single use: `POST /auth/refresh` answers a new pair.
-    pub refresh_token: String,
-    pub user: Me,
-}
-
-impl Example for AuthSession {
-    fn example() -> Self {
-        Self {
-            access_token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl".into(),
-            token_type: "bearer".into(),
-            expires_in: 900,
-            refresh_token: RefreshInput::example().refresh_token,
-            user: Me::example(),
+            refresh_token: AuthSession::example().refresh_token,
         }
     }
 }
@@ -180,16 +106,6 @@ impl Example for LoginEnvelope {
 }
 
 #[derive(ApiResponse)]
-pub enum SessionResponse {
-    /// The account was created; you are logged in.
-    #[oai(status = 201)]
-    Created(Json<Envelope<AuthSession>>),
-    /// A new token pair.
-    #[oai(status = 200)]
-    Ok(Json<Envelope<AuthSession>>),
-}
-
-#[derive(ApiResponse)]
 pub enum LoginResponse {
     /// Logged in.
     #[oai(status = 200)]
@@ -203,7 +119,6 @@ pub enum LogoutResponse {
     Ok(Json<Envelope<Nothing>>),
 }
 
-error_set!(RegisterErrors: 400, 409, 413, 415, 422, 429, 500, 503);
 error_set!(LoginErrors: 400, 401, 403, 413, 415, 422, 429, 500, 503);
 error_set!(RefreshErrors: 400, 401, 413, 415, 429, 500, 503);
 error_set!(LogoutErrors: 401, 500, 503);
@@ -355,40 +270,6 @@ impl AuthApi {
             Nothing,
         ))))
     }
-}
-
-/// Creates an account and its first session.
-pub async fn register(
-    state: &AppState,
-    ip: ClientIp,
-    input: RegisterInput,
-) -> Result<SessionResponse, ApiError> {
-    state.limits.check(Limit::RegisterIp, Key::ip(ip.0)).await?;
-    let mut v = Validator::new();
-    let username = v.check(Username::parse("username", &input.username));
-    let email = v.check(Email::parse("email", &input.email));
-    let password = v.check(Password::parse("password", &input.password));
-    v.finish()?;
-    let (username, email, password) = (checked(username)?, checked(email)?, checked(password)?);
-
-    let hash = state.passwords.hash(&password).await?;
-    let mut tx = state.db.begin().await?;
-    let user = accounts::insert(&mut tx, &username, &email, &hash, Role::User).await?;
-    let (session_id, refresh_token) =
-        sessions::open(&mut tx, user.id, state.settings.refresh_token_ttl).await?;
-    let (access_token, expires_in) = state.tokens.issue(user.id, user.role, session_id)?;
-    tx.commit().await?;
-    tracing::info!(user_id = %user.id, "account registered");
-    Ok(SessionResponse::Created(Json(Envelope::created(
-        "Account created.",
-        AuthSession {
-            access_token,
-            token_type: "bearer".into(),
-            expires_in,
-            refresh_token,
-            user: user.into(),
-        },
-    ))))
 }
 
 /// Checks a login and a password and opens a session.

@@ -1,26 +1,29 @@
 //! `/genres`: the genre catalogue. Anyone reads (cached, with ETags); admins write.
 
+use std::{future::Future, sync::Arc};
+
 use poem::web::Data;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    Object, OpenApi,
     param::{Header, Path, Query},
     payload::Json,
     types::{Example, MaybeUndefined},
 };
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
     ApiTags,
-    caching::{CACHE_CONTROL, etag, not_modified, page_of},
-    instruments::{CreateErrors, DeleteErrors, GetErrors, ListErrors, UpdateErrors, parse_name},
-    pagination::{Page, PageRequest},
+    catalogue_crud::{
+        self, CatalogueEntry, CreateErrors, DeleteErrors, DeleteResponse, GetErrors, ListErrors,
+        ListPage, ListResponse, OneResponse, UpdateErrors, WriteResponse, parse_name,
+    },
     responses::Errors,
 };
 use crate::{
     auth::AdminUser,
-    catalogue::{GenreRow, cache::Kind, store},
+    catalogue::{GenreRow, Snapshot, cache::Kind, store},
     domain::{ProfileText, Validator, checked},
-    envelope::{Envelope, Nothing},
     error::ApiError,
     state::AppState,
 };
@@ -92,55 +95,32 @@ impl Example for GenreChange {
     }
 }
 
-#[derive(ApiResponse)]
-pub enum ListResponse {
-    /// A page of the catalogue.
-    #[oai(status = 200)]
-    Ok(
-        Json<Envelope<Page<Genre>>>,
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
-    /// Unchanged since the `If-None-Match` ETag (no body).
-    #[oai(status = 304)]
-    NotModified(
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
-}
+impl CatalogueEntry for Genre {
+    type Row = GenreRow;
+    type Filter = ();
 
-#[derive(ApiResponse)]
-pub enum OneResponse {
-    /// The genre.
-    #[oai(status = 200)]
-    Ok(
-        Json<Envelope<Genre>>,
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
-    /// Unchanged since the `If-None-Match` ETag (no body).
-    #[oai(status = 304)]
-    NotModified(
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
-}
+    const KIND: Kind = Kind::Genres;
+    const NOUN: &'static str = "Genre";
+    const PLURAL: &'static str = "Genres";
+    const ONE_DESCRIPTION: &'static str = "The genre.";
 
-#[derive(ApiResponse)]
-pub enum WriteResponse {
-    /// Created.
-    #[oai(status = 201)]
-    Created(Json<Envelope<Genre>>),
-    /// Updated.
-    #[oai(status = 200)]
-    Ok(Json<Envelope<Genre>>),
-}
+    fn snapshot(
+        state: &AppState,
+    ) -> impl Future<Output = Result<Arc<Snapshot<GenreRow>>, ApiError>> + Send {
+        state.catalogue.genres(store::all_genres(&state.db))
+    }
 
-#[derive(ApiResponse)]
-pub enum DeleteResponse {
-    /// Deleted.
-    #[oai(status = 200)]
-    Ok(Json<Envelope<Nothing>>),
+    fn delete(db: &PgPool, id: Uuid) -> impl Future<Output = Result<bool, ApiError>> + Send {
+        store::delete_genre(db, id)
+    }
+
+    fn keeps(_: &(), _: &GenreRow) -> bool {
+        true
+    }
+
+    fn list_key(_: &(), page: &ListPage) -> String {
+        format!("{}|{:?}", page.limit, page.after)
+    }
 }
 
 pub struct GenresApi;
@@ -159,21 +139,16 @@ impl GenresApi {
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
-    ) -> Result<ListResponse, Errors<ListErrors>> {
-        let page = PageRequest::<(String, Uuid)>::parse(limit.0, cursor.0.as_deref())
-            .map_err(ApiError::validation)?;
-        let snapshot = state.catalogue.genres(store::all_genres(&state.db)).await?;
-        let tag = etag(&snapshot.etag, &format!("{}|{:?}", page.limit, page.after));
-        if not_modified(if_none_match.0.as_deref(), &tag) {
-            return Ok(ListResponse::NotModified(tag, CACHE_CONTROL.into()));
-        }
-        let (rows, next_cursor) = page_of(&snapshot.items, |_| true, &page);
-        let items = rows.into_iter().map(Genre::from).collect();
-        Ok(ListResponse::Ok(
-            Json(Envelope::ok("Genres.", Page { items, next_cursor })),
-            tag,
-            CACHE_CONTROL.into(),
-        ))
+    ) -> Result<ListResponse<Genre>, Errors<ListErrors>> {
+        Ok(catalogue_crud::list(
+            &state,
+            Validator::new(),
+            (),
+            limit.0,
+            cursor.0.as_deref(),
+            if_none_match.0.as_deref(),
+        )
+        .await?)
     }
 
     /// One genre
@@ -183,22 +158,8 @@ impl GenresApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
-    ) -> Result<OneResponse, Errors<GetErrors>> {
-        let snapshot = state.catalogue.genres(store::all_genres(&state.db)).await?;
-        let row = snapshot
-            .items
-            .iter()
-            .find(|g| g.id == id.0)
-            .ok_or_else(|| ApiError::not_found("Genre"))?;
-        let tag = etag(&snapshot.etag, &id.0.to_string());
-        if not_modified(if_none_match.0.as_deref(), &tag) {
-            return Ok(OneResponse::NotModified(tag, CACHE_CONTROL.into()));
-        }
-        Ok(OneResponse::Ok(
-            Json(Envelope::ok("Genre.", row.into())),
-            tag,
-            CACHE_CONTROL.into(),
-        ))
+    ) -> Result<OneResponse<Genre>, Errors<GetErrors>> {
+        Ok(catalogue_crud::get(&state, id.0, if_none_match.0.as_deref()).await?)
     }
 
     /// Add a genre (admin)
@@ -208,7 +169,7 @@ impl GenresApi {
         state: Data<&AppState>,
         _admin: AdminUser,
         body: Json<NewGenre>,
-    ) -> Result<WriteResponse, Errors<CreateErrors>> {
+    ) -> Result<WriteResponse<Genre>, Errors<CreateErrors>> {
         let mut v = Validator::new();
         let name = v.check(parse_name(&body.0.name));
         let description = match body.0.description.as_deref() {
@@ -219,11 +180,7 @@ impl GenresApi {
         };
         v.finish()?;
         let row = store::insert_genre(&state.db, &checked(name)?, description.as_deref()).await?;
-        state.catalogue.changed(&state.bus, Kind::Genres).await;
-        Ok(WriteResponse::Created(Json(Envelope::created(
-            "Genre added.",
-            (&row).into(),
-        ))))
+        Ok(catalogue_crud::added(&state, &row).await)
     }
 
     /// Change a genre (admin)
@@ -234,7 +191,7 @@ impl GenresApi {
         _admin: AdminUser,
         id: Path<Uuid>,
         body: Json<GenreChange>,
-    ) -> Result<WriteResponse, Errors<UpdateErrors>> {
+    ) -> Result<WriteResponse<Genre>, Errors<UpdateErrors>> {
         let body = body.0;
         let mut v = Validator::new();
         let name = body.name.as_deref().and_then(|n| v.check(parse_name(n)));
@@ -252,13 +209,8 @@ impl GenresApi {
             name.as_deref(),
             description.as_ref().map(|d| d.as_deref()),
         )
-        .await?
-        .ok_or_else(|| ApiError::not_found("Genre"))?;
-        state.catalogue.changed(&state.bus, Kind::Genres).await;
-        Ok(WriteResponse::Ok(Json(Envelope::ok(
-            "Genre updated.",
-            (&row).into(),
-        ))))
+        .await?;
+        Ok(catalogue_crud::updated(&state, row).await?)
     }
 
     /// Delete a genre (admin)
@@ -275,13 +227,6 @@ impl GenresApi {
         _admin: AdminUser,
         id: Path<Uuid>,
     ) -> Result<DeleteResponse, Errors<DeleteErrors>> {
-        if !store::delete_genre(&state.db, id.0).await? {
-            return Err(ApiError::not_found("Genre").into());
-        }
-        state.catalogue.changed(&state.bus, Kind::Genres).await;
-        Ok(DeleteResponse::Ok(Json(Envelope::ok(
-            "Genre deleted.",
-            Nothing,
-        ))))
+        Ok(catalogue_crud::delete::<Genre>(&state, id.0).await?)
     }
 }

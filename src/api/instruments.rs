@@ -1,32 +1,33 @@
 //! `/instruments`: the instrument catalogue. Anyone reads (cached, with ETags); admins write.
 
+use std::{future::Future, sync::Arc};
+
 use poem::web::Data;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    Object, OpenApi,
     param::{Header, Path, Query},
     payload::Json,
     types::{Example, MaybeUndefined},
 };
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
     ApiTags,
-    caching::{CACHE_CONTROL, etag, not_modified, page_of},
+    catalogue_crud::{
+        self, CatalogueEntry, CreateErrors, DeleteErrors, DeleteResponse, GetErrors, ListErrors,
+        ListPage, ListResponse, OneResponse, UpdateErrors, WriteResponse, parse_name,
+    },
     choice::Choice,
-    pagination::{Page, PageRequest},
     responses::Errors,
 };
 use crate::{
     auth::AdminUser,
-    catalogue::{Category, InstrumentRow, cache::Kind, store},
-    domain::{ProfileText, Url, Validator, checked},
-    envelope::{Envelope, FieldError, Nothing},
+    catalogue::{Category, InstrumentRow, Snapshot, cache::Kind, store},
+    domain::{Url, Validator, checked},
     error::ApiError,
-    error_set,
     state::AppState,
 };
-
-pub const NAME_MAX: usize = 60;
 
 #[derive(Debug, Clone, Object)]
 #[oai(example)]
@@ -98,62 +99,35 @@ impl Example for InstrumentChange {
     }
 }
 
-#[derive(ApiResponse)]
-pub enum ListResponse {
-    /// A page of the catalogue.
-    #[oai(status = 200)]
-    Ok(
-        Json<Envelope<Page<Instrument>>>,
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
-    /// Unchanged since the `If-None-Match` ETag (no body).
-    #[oai(status = 304)]
-    NotModified(
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
-}
+impl CatalogueEntry for Instrument {
+    type Row = InstrumentRow;
+    type Filter = Option<Category>;
 
-#[derive(ApiResponse)]
-pub enum OneResponse {
-    /// The instrument.
-    #[oai(status = 200)]
-    Ok(
-        Json<Envelope<Instrument>>,
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
-    /// Unchanged since the `If-None-Match` ETag (no body).
-    #[oai(status = 304)]
-    NotModified(
-        #[oai(header = "ETag")] String,
-        #[oai(header = "Cache-Control")] String,
-    ),
-}
+    const KIND: Kind = Kind::Instruments;
+    const NOUN: &'static str = "Instrument";
+    const PLURAL: &'static str = "Instruments";
+    const ONE_DESCRIPTION: &'static str = "The instrument.";
 
-#[derive(ApiResponse)]
-pub enum WriteResponse {
-    /// Created.
-    #[oai(status = 201)]
-    Created(Json<Envelope<Instrument>>),
-    /// Updated.
-    #[oai(status = 200)]
-    Ok(Json<Envelope<Instrument>>),
-}
+    fn snapshot(
+        state: &AppState,
+    ) -> impl Future<Output = Result<Arc<Snapshot<InstrumentRow>>, ApiError>> + Send {
+        state
+            .catalogue
+            .instruments(store::all_instruments(&state.db))
+    }
 
-#[derive(ApiResponse)]
-pub enum DeleteResponse {
-    /// Deleted.
-    #[oai(status = 200)]
-    Ok(Json<Envelope<Nothing>>),
-}
+    fn delete(db: &PgPool, id: Uuid) -> impl Future<Output = Result<bool, ApiError>> + Send {
+        store::delete_instrument(db, id)
+    }
 
-error_set!(ListErrors: 400, 422, 500, 503);
-error_set!(GetErrors: 400, 404, 500, 503);
-error_set!(CreateErrors: 400, 401, 403, 409, 413, 415, 422, 500, 503);
-error_set!(UpdateErrors: 400, 401, 403, 404, 409, 413, 415, 422, 500, 503);
-error_set!(DeleteErrors: 400, 401, 403, 404, 409, 500, 503);
+    fn keeps(category: &Option<Category>, row: &InstrumentRow) -> bool {
+        category.is_none_or(|c| row.category == c)
+    }
+
+    fn list_key(category: &Option<Category>, page: &ListPage) -> String {
+        format!("{category:?}|{}|{:?}", page.limit, page.after)
+    }
+}
 
 pub struct InstrumentsApi;
 
@@ -177,38 +151,18 @@ impl InstrumentsApi {
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
-    ) -> Result<ListResponse, Errors<ListErrors>> {
+    ) -> Result<ListResponse<Instrument>, Errors<ListErrors>> {
         let mut v = Validator::new();
         let category = category.0.and_then(|c| v.check(c.parse("category")));
-        let page = PageRequest::<(String, Uuid)>::parse(limit.0, cursor.0.as_deref());
-        let page = page
-            .map_err(|errs| errs.into_iter().for_each(|e| v.push(e)))
-            .ok();
-        v.finish()?;
-        let page = checked(page)?;
-
-        let snapshot = state
-            .catalogue
-            .instruments(store::all_instruments(&state.db))
-            .await?;
-        let tag = etag(
-            &snapshot.etag,
-            &format!("{category:?}|{}|{:?}", page.limit, page.after),
-        );
-        if not_modified(if_none_match.0.as_deref(), &tag) {
-            return Ok(ListResponse::NotModified(tag, CACHE_CONTROL.into()));
-        }
-        let (rows, next_cursor) = page_of(
-            &snapshot.items,
-            |i| category.is_none_or(|c| i.category == c),
-            &page,
-        );
-        let items = rows.into_iter().map(Instrument::from).collect();
-        Ok(ListResponse::Ok(
-            Json(Envelope::ok("Instruments.", Page { items, next_cursor })),
-            tag,
-            CACHE_CONTROL.into(),
-        ))
+        Ok(catalogue_crud::list(
+            &state,
+            v,
+            category,
+            limit.0,
+            cursor.0.as_deref(),
+            if_none_match.0.as_deref(),
+        )
+        .await?)
     }
 
     /// One instrument
@@ -222,25 +176,8 @@ impl InstrumentsApi {
         state: Data<&AppState>,
         id: Path<Uuid>,
         #[oai(name = "If-None-Match")] if_none_match: Header<Option<String>>,
-    ) -> Result<OneResponse, Errors<GetErrors>> {
-        let snapshot = state
-            .catalogue
-            .instruments(store::all_instruments(&state.db))
-            .await?;
-        let row = snapshot
-            .items
-            .iter()
-            .find(|i| i.id == id.0)
-            .ok_or_else(|| ApiError::not_found("Instrument"))?;
-        let tag = etag(&snapshot.etag, &id.0.to_string());
-        if not_modified(if_none_match.0.as_deref(), &tag) {
-            return Ok(OneResponse::NotModified(tag, CACHE_CONTROL.into()));
-        }
-        Ok(OneResponse::Ok(
-            Json(Envelope::ok("Instrument.", row.into())),
-            tag,
-            CACHE_CONTROL.into(),
-        ))
+    ) -> Result<OneResponse<Instrument>, Errors<GetErrors>> {
+        Ok(catalogue_crud::get(&state, id.0, if_none_match.0.as_deref()).await?)
     }
 
     /// Add an instrument (admin)
@@ -254,7 +191,7 @@ impl InstrumentsApi {
         state: Data<&AppState>,
         _admin: AdminUser,
         body: Json<NewInstrument>,
-    ) -> Result<WriteResponse, Errors<CreateErrors>> {
+    ) -> Result<WriteResponse<Instrument>, Errors<CreateErrors>> {
         let mut v = Validator::new();
         let name = v.check(parse_name(&body.0.name));
         let category = v.check(body.0.category.parse("category"));
@@ -270,11 +207,7 @@ impl InstrumentsApi {
             icon.as_deref(),
         )
         .await?;
-        state.catalogue.changed(&state.bus, Kind::Instruments).await;
-        Ok(WriteResponse::Created(Json(Envelope::created(
-            "Instrument added.",
-            (&row).into(),
-        ))))
+        Ok(catalogue_crud::added(&state, &row).await)
     }
 
     /// Change an instrument (admin)
@@ -289,7 +222,7 @@ impl InstrumentsApi {
         _admin: AdminUser,
         id: Path<Uuid>,
         body: Json<InstrumentChange>,
-    ) -> Result<WriteResponse, Errors<UpdateErrors>> {
+    ) -> Result<WriteResponse<Instrument>, Errors<UpdateErrors>> {
         let body = body.0;
         let mut v = Validator::new();
         let name = body.name.as_deref().and_then(|n| v.check(parse_name(n)));
@@ -307,13 +240,8 @@ impl InstrumentsApi {
             category,
             icon.as_ref().map(|i| i.as_deref()),
         )
-        .await?
-        .ok_or_else(|| ApiError::not_found("Instrument"))?;
-        state.catalogue.changed(&state.bus, Kind::Instruments).await;
-        Ok(WriteResponse::Ok(Json(Envelope::ok(
-            "Instrument updated.",
-            (&row).into(),
-        ))))
+        .await?;
+        Ok(catalogue_crud::updated(&state, row).await?)
     }
 
     /// Delete an instrument (admin)
@@ -331,26 +259,6 @@ impl InstrumentsApi {
         _admin: AdminUser,
         id: Path<Uuid>,
     ) -> Result<DeleteResponse, Errors<DeleteErrors>> {
-        if !store::delete_instrument(&state.db, id.0).await? {
-            return Err(ApiError::not_found("Instrument").into());
-        }
-        state.catalogue.changed(&state.bus, Kind::Instruments).await;
-        Ok(DeleteResponse::Ok(Json(Envelope::ok(
-            "Instrument deleted.",
-            Nothing,
-        ))))
-    }
-}
-
-/// A catalogue name: 1–60 characters of text.
-pub fn parse_name(raw: &str) -> Result<String, FieldError> {
-    match ProfileText::parse("name", raw, NAME_MAX)? {
-        Some(name) if !name.contains('\n') => Ok(name),
-        Some(_) => Err(FieldError::new(
-            "name",
-            "invalid_format",
-            "name must be on one line",
-        )),
-        None => Err(FieldError::new("name", "missing", "name is required")),
+        Ok(catalogue_crud::delete::<Instrument>(&state, id.0).await?)
     }
 }

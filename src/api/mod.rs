@@ -1,7 +1,9 @@
 //! The REST surface: one module per resource, combined into one OpenAPI service.
 
+pub mod accounts_models;
 pub mod auth;
 pub mod caching;
+pub mod catalogue_crud;
 pub mod choice;
 pub mod conversations;
 pub mod events;
@@ -13,6 +15,7 @@ pub mod musicians;
 pub mod notifications;
 pub mod pagination;
 pub mod participations;
+pub mod registration;
 pub mod responses;
 pub mod users;
 

@@ -1,23 +1,26 @@
 //! `/users/me…` and `/users/{id}`: profiles, password change, deactivation and erasure.
 
-use chrono::{DateTime, Utc};
+mod models;
+
 use poem::web::Data;
 use poem_openapi::{
-    ApiResponse, Object, OpenApi,
+    ApiResponse, OpenApi,
     param::{Path, Query},
     payload::Json,
-    types::{Example, MaybeUndefined},
+    types::MaybeUndefined,
 };
 use uuid::Uuid;
 
+pub use self::models::*;
 use super::{
     ApiTags,
-    auth::{RegisterErrors, RegisterRequest, SessionResponse},
-    musicians::{LikedGenre, PlayedInstrument, details_of},
+    accounts_models::{Me, RegisterErrors, RegisterRequest, SessionResponse},
+    musicians::details_of,
+    registration::register,
     responses::Errors,
 };
 use crate::{
-    accounts::{self, ProfileChange, UserRow},
+    accounts::{self, ProfileChange},
     auth::{AdminUser, AuthUser, Role, sessions, sessions::RevokeReason},
     domain::{Coordinates, Password, ProfileText, Url, Username, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},
@@ -30,176 +33,6 @@ use crate::{
 
 pub const BIO_MAX: usize = 1000;
 pub const CITY_MAX: usize = 100;
-
-/// Your own account, as only you see it.
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct Me {
-    pub id: Uuid,
-    pub username: String,
-    pub email: Option<String>,
-    pub role: Role,
-    pub bio: Option<String>,
-    pub photo_url: Option<String>,
-    pub city: Option<String>,
-    pub latitude: Option<f64>,
-    pub longitude: Option<f64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<UserRow> for Me {
-    fn from(u: UserRow) -> Self {
-        Self {
-            id: u.id,
-            username: u.username,
-            email: u.email,
-            role: u.role,
-            bio: u.bio,
-            photo_url: u.photo_url,
-            city: u.city,
-            latitude: u.latitude,
-            longitude: u.longitude,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
-        }
-    }
-}
-
-impl Example for Me {
-    fn example() -> Self {
-        let at = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
-            .map(|d| d.with_timezone(&Utc))
-            .unwrap_or_default();
-        Self {
-            id: Uuid::from_u128(0x0190_9c1e_7a4b_7c3d_9e2f_1a2b_3c4d_5e6f),
-            username: "nina_keys".into(),
-            email: Some("nina@example.com".into()),
-            role: Role::User,
-            bio: Some("Jazz pianist, looking for a rhythm section.".into()),
-            photo_url: Some("https://cdn.example.com/u/nina.jpg".into()),
-            city: Some("Lyon".into()),
-            latitude: Some(45.764),
-            longitude: Some(4.8357),
-            created_at: at,
-            updated_at: at,
-        }
-    }
-}
-
-/// Another musician's public profile: never the email, nor exact coordinates.
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct PublicProfile {
-    pub id: Uuid,
-    pub username: String,
-    pub bio: Option<String>,
-    pub photo_url: Option<String>,
-    pub city: Option<String>,
-    pub created_at: DateTime<Utc>,
-    /// What they play, with their level, by name.
-    pub instruments: Vec<PlayedInstrument>,
-    /// Genres they like, by name.
-    pub genres: Vec<LikedGenre>,
-}
-
-impl Example for PublicProfile {
-    fn example() -> Self {
-        let me = Me::example();
-        Self {
-            id: me.id,
-            username: me.username,
-            bio: me.bio,
-            photo_url: me.photo_url,
-            city: me.city,
-            created_at: me.created_at,
-            instruments: vec![PlayedInstrument::example()],
-            genres: vec![LikedGenre::example()],
-        }
-    }
-}
-
-/// Fields to change; absent fields stay as they are, `null` clears a field.
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct UpdateProfile {
-    /// 3–32 characters: letters, digits, `_`, `.`, `-`; unique ignoring case.
-    pub username: Option<String>,
-    /// At most 1,000 characters.
-    pub bio: MaybeUndefined<String>,
-    /// An absolute http(s) URL.
-    pub photo_url: MaybeUndefined<String>,
-    /// At most 100 characters.
-    pub city: MaybeUndefined<String>,
-    /// Degrees, −90 to 90; sent together with `longitude`.
-    pub latitude: MaybeUndefined<f64>,
-    /// Degrees, −180 to 180; sent together with `latitude`.
-    pub longitude: MaybeUndefined<f64>,
-}
-
-impl Example for UpdateProfile {
-    fn example() -> Self {
-        Self {
-            username: None,
-            bio: MaybeUndefined::Value("Bassist, funk and soul.".into()),
-            photo_url: MaybeUndefined::Undefined,
-            city: MaybeUndefined::Value("Nantes".into()),
-            latitude: MaybeUndefined::Value(47.2184),
-            longitude: MaybeUndefined::Value(-1.5536),
-        }
-    }
-}
-
-/// A password change.
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct ChangePassword {
-    pub current_password: String,
-    /// 8–128 characters.
-    pub new_password: String,
-}
-
-impl Example for ChangePassword {
-    fn example() -> Self {
-        Self {
-            current_password: "old correct horse".into(),
-            new_password: "new battery staple".into(),
-        }
-    }
-}
-
-/// A new role for an account.
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct SetRole {
-    pub role: Role,
-}
-
-impl Example for SetRole {
-    fn example() -> Self {
-        Self { role: Role::Admin }
-    }
-}
-
-/// An account's role after a change.
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct RoleView {
-    pub id: Uuid,
-    pub username: String,
-    pub role: Role,
-}
-
-impl Example for RoleView {
-    fn example() -> Self {
-        let me = Me::example();
-        Self {
-            id: me.id,
-            username: me.username,
-            role: Role::Admin,
-        }
-    }
-}
 
 #[derive(ApiResponse)]
 pub enum RoleResponse {
@@ -254,7 +87,7 @@ impl UsersApi {
         ip: Data<&ClientIp>,
         body: RegisterRequest,
     ) -> Result<SessionResponse, Errors<RegisterErrors>> {
-        Ok(super::auth::register(&state, **ip, body.into_input()).await?)
+        Ok(register(&state, **ip, body.into_input()).await?)
     }
 
     /// My profile
