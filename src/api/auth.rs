@@ -16,7 +16,8 @@ use super::{
 };
 use crate::{
     accounts,
-    auth::{AuthUser, sessions, sessions::RevokeReason},
+    api::guard::AuthUser,
+    auth::{sessions, sessions::RevokeReason},
     domain::{EMAIL_MAX, Password, Validator},
     envelope::{Envelope, FieldError, Nothing},
     error::{ApiError, ErrorCode},

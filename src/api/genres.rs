@@ -21,7 +21,7 @@ use super::{
     responses::Errors,
 };
 use crate::{
-    auth::AdminUser,
+    api::guard::AdminUser,
     catalogue::{GenreRow, Snapshot, cache::Kind, store},
     domain::{ProfileText, Validator, checked},
     error::ApiError,

@@ -22,7 +22,7 @@ use super::{
     responses::Errors,
 };
 use crate::{
-    auth::AdminUser,
+    api::guard::AdminUser,
     catalogue::{Category, InstrumentRow, Snapshot, cache::Kind, store},
     domain::{Url, Validator, checked},
     error::ApiError,

@@ -8,6 +8,7 @@ pub mod choice;
 pub mod conversations;
 pub mod events;
 pub mod genres;
+pub mod guard;
 pub mod health;
 pub mod instruments;
 pub mod metrics;

@@ -19,7 +19,7 @@ use super::{
     responses::Errors,
 };
 use crate::{
-    auth::AuthUser,
+    api::guard::AuthUser,
     catalogue::{Category, SkillLevel},
     domain::{Coordinates, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},

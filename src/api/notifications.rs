@@ -16,7 +16,7 @@ use super::{
     responses::Errors,
 };
 use crate::{
-    auth::{AdminUser, AuthUser},
+    api::guard::{AdminUser, AuthUser},
     domain::{ProfileText, Url, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},
     error::ApiError,

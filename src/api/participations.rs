@@ -18,7 +18,8 @@ use super::{
     responses::Errors,
 };
 use crate::{
-    auth::{AuthUser, Role},
+    api::guard::AuthUser,
+    auth::Role,
     envelope::{Envelope, FieldError},
     error::ApiError,
     error_set,

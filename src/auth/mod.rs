@@ -6,7 +6,7 @@ mod password;
 pub mod sessions;
 mod tokens;
 
-pub use guard::{AdminUser, AuthUser, CurrentUser, authenticate};
+pub use guard::{CurrentUser, authenticate};
 pub use password::PasswordHasher;
 pub use tokens::{Claims, TokenKeys};
 

@@ -54,7 +54,7 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         return;
     };
     let checked = state
-        .with_socket_db(Box::pin(authenticate(&state, &token)))
+        .with_socket_db(Box::pin(authenticate(&state.tokens, &state.db, &token)))
         .await;
     let (user, expires_at) = match checked {
         Ok(user) => {

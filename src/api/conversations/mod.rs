@@ -19,7 +19,7 @@ use super::{
     responses::Errors,
 };
 use crate::{
-    auth::AuthUser,
+    api::guard::AuthUser,
     chat::store::{self, Summary},
     envelope::{Envelope, Nothing},
     error::ApiError,

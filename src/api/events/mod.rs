@@ -28,7 +28,7 @@ use super::{
     responses::Errors,
 };
 use crate::{
-    auth::AuthUser,
+    api::guard::AuthUser,
     domain::{Coordinates, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},
     error::ApiError,

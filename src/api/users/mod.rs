@@ -21,7 +21,8 @@ use super::{
 };
 use crate::{
     accounts::{self, ProfileChange},
-    auth::{AdminUser, AuthUser, Role, sessions, sessions::RevokeReason},
+    api::guard::{AdminUser, AuthUser},
+    auth::{Role, sessions, sessions::RevokeReason},
     domain::{Coordinates, Password, ProfileText, Url, Username, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},
     error::ApiError,
