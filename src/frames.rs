@@ -9,7 +9,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest `ref` a client may choose (it is echoed back).
 pub const MAX_REF_BYTES: usize = 128;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+// A user as frames and REST answers name them (no doc comment: it would change the
+// OpenAPI document).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, poem_openapi::Object)]
 pub struct UserRef {
     pub id: Uuid,
     pub username: String,

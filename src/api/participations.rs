@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::{
     ApiTags,
     choice::{Choice, Choices},
-    events::UserRef,
     pagination::{Page, PageRequest},
     responses::Errors,
 };
@@ -24,6 +23,7 @@ use crate::{
     error::ApiError,
     error_set,
     events::participations::{self, Change, ParticipationRow, ParticipationStatus},
+    frames::UserRef,
     state::AppState,
 };
 

@@ -14,7 +14,6 @@ use uuid::Uuid;
 pub use self::models::*;
 use super::{
     ApiTags,
-    events::UserRef,
     pagination::{Page, PageRequest, encode},
     responses::Errors,
 };
@@ -23,6 +22,7 @@ use crate::{
     chat::store::{self, Summary},
     envelope::{Envelope, Nothing},
     error::ApiError,
+    frames::UserRef,
     limits::{Key, Limit},
     state::AppState,
 };

@@ -6,11 +6,12 @@ use poem_openapi::{ApiResponse, Object, payload::Json, types::Example};
 use uuid::Uuid;
 
 use crate::{
-    api::{events::UserRef, pagination::Page},
+    api::pagination::Page,
     chat::store::{ConversationRow, MemberRow},
     envelope::{Envelope, Nothing},
     error_set,
     frames::MessageData,
+    frames::UserRef,
 };
 
 #[derive(Debug, Clone, Object)]

@@ -35,11 +35,7 @@ impl Choices for EventSort {
     const NAMES: &'static str = "date, distance";
 }
 
-#[derive(Debug, Clone, Object)]
-pub struct UserRef {
-    pub id: Uuid,
-    pub username: String,
-}
+pub use crate::frames::UserRef;
 
 #[derive(Debug, Clone, Object)]
 pub struct GenreRef {
