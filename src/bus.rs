@@ -58,6 +58,8 @@ struct Inner {
     local: broadcast::Sender<BusEvent>,
     /// `None` for an in-process bus.
     outbox: Option<mpsc::Sender<(Arc<str>, Arc<str>)>>,
+    /// For [`Bus::publish_confirmed`]: the pool and this process's origin tag.
+    direct: Option<(deadpool_redis::Pool, Arc<str>)>,
     /// A message could not be queued for Redis: the publisher announces a resync.
     overflowed: Arc<AtomicBool>,
     /// The subscriber is connected and subscribed.
@@ -89,6 +91,7 @@ impl Bus {
             inner: Arc::new(Inner {
                 local,
                 outbox: None,
+                direct: None,
                 overflowed: Arc::default(),
                 subscribed: Arc::default(),
                 tasks: Vec::new(),
@@ -107,14 +110,14 @@ impl Bus {
         let subscribed = Arc::new(AtomicBool::new(false));
         let tasks = vec![
             tokio::spawn(publish_forever(
-                pool,
+                pool.clone(),
                 origin.clone(),
                 queue,
                 overflowed.clone(),
             )),
             tokio::spawn(subscribe_forever(
                 client,
-                origin,
+                origin.clone(),
                 local.clone(),
                 subscribed.clone(),
             )),
@@ -123,6 +126,7 @@ impl Bus {
             inner: Arc::new(Inner {
                 local,
                 outbox: Some(outbox),
+                direct: Some((pool, origin)),
                 overflowed,
                 subscribed,
                 tasks,
@@ -157,6 +161,40 @@ impl Bus {
             self.inner.overflowed.store(true, Ordering::Relaxed);
         }
         let _ = self.inner.local.send(BusEvent::Message { topic, payload });
+    }
+}
+
+impl Bus {
+    /// Publishes like [`Bus::publish`], but when Redis is up, returns only once Redis has
+    /// handed the message to every instance's subscription (bounded by a timeout): for
+    /// what must take effect at once everywhere, such as a revoked session. With Redis
+    /// down it does not wait (instances then trust no cache built on the bus).
+    pub async fn publish_confirmed(&self, topic: &str, payload: &str) {
+        let Some((pool, origin)) = &self.inner.direct else {
+            return self.publish(topic, payload).await;
+        };
+        if self.redis_link() != RedisLink::Up {
+            return self.publish(topic, payload).await;
+        }
+        let sent = tokio::time::timeout(REDIS_TIMEOUT, async {
+            let mut conn = pool.get().await.map_err(anyhow::Error::from)?;
+            redis::cmd("PUBLISH")
+                .arg(format!("{CHANNEL_PREFIX}{topic}"))
+                .arg(format!("{origin}|{payload}"))
+                .query_async::<i64>(&mut conn)
+                .await?;
+            Ok::<_, anyhow::Error>(())
+        })
+        .await;
+        match sent {
+            Ok(Ok(())) => {
+                let (topic, payload): (Arc<str>, Arc<str>) = (topic.into(), payload.into());
+                let _ = self.inner.local.send(BusEvent::Message { topic, payload });
+            }
+            // Not confirmed: through the queue, like any other message (and a resync if
+            // that fails too).
+            _ => self.publish(topic, payload).await,
+        }
     }
 }
 

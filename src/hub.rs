@@ -404,13 +404,14 @@ impl Hub {
     }
 }
 
-/// Announces revoked sessions to every instance (and this one).
+/// Announces revoked sessions to every instance (and this one), waiting for Redis to take
+/// the message when it is up: a logout applies at once everywhere.
 pub async fn publish_revoked(bus: &Bus, sessions: &[Uuid]) {
     if sessions.is_empty() {
         return;
     }
     if let Ok(payload) = serde_json::to_string(sessions) {
-        bus.publish(REVOKED_TOPIC, &payload).await;
+        bus.publish_confirmed(REVOKED_TOPIC, &payload).await;
     }
 }
 

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
-    auth::{PasswordHasher, TokenKeys},
+    auth::{PasswordHasher, SessionCache, TokenKeys},
     bus::Bus,
     catalogue::CatalogueCache,
     config::Settings,
@@ -29,6 +29,8 @@ pub struct Inner {
     pub redis: Option<deadpool_redis::Pool>,
     pub passwords: PasswordHasher,
     pub tokens: TokenKeys,
+    /// Sessions checked recently, dropped by revocations (`auth/cache.rs`).
+    pub sessions: SessionCache,
     /// Fan-out between instances (Redis) or within this one.
     pub bus: Bus,
     pub catalogue: Arc<CatalogueCache>,
@@ -58,6 +60,7 @@ impl AppState {
             _ => Bus::local(),
         };
         let catalogue = CatalogueCache::start(&bus);
+        let sessions = SessionCache::start(&bus);
         let metrics = Arc::new(metrics);
         let hub = Hub::start(&bus, metrics.clone());
         crate::notifications::serve_batches(&bus, db.clone(), hub.clone());
@@ -75,6 +78,7 @@ impl AppState {
             redis,
             passwords,
             tokens,
+            sessions,
             bus,
             catalogue,
             hub,

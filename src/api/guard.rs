@@ -39,7 +39,7 @@ fn state(req: &Request) -> poem::Result<&AppState> {
 async fn check_user(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> {
     Ok({
         let state = state(req)?;
-        authenticate(&state.tokens, &state.db, &bearer.token)
+        authenticate(&state.tokens, &state.db, &state.sessions, &bearer.token)
     }
     .await?)
 }
@@ -47,7 +47,7 @@ async fn check_user(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> 
 async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<CurrentUser> {
     let user = {
         let state = state(req)?;
-        authenticate(&state.tokens, &state.db, &bearer.token)
+        authenticate(&state.tokens, &state.db, &state.sessions, &bearer.token)
     }
     .await?;
     if user.role != Role::Admin {

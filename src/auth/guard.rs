@@ -4,7 +4,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Role, TokenKeys};
+use super::{Role, SessionCache, TokenKeys};
 use crate::error::{ApiError, ErrorCode};
 
 /// The authenticated caller.
@@ -18,12 +18,23 @@ pub struct CurrentUser {
 /// Verifies an access token and that its session is still alive and its account active.
 ///
 /// The role is read from the database, not the token, so that a demotion applies at once.
+/// A session checked within the last [`super::cache::TTL`] is not read again, unless
+/// the cache cannot be trusted (see `cache.rs`).
 pub async fn authenticate(
     tokens: &TokenKeys,
     db: &PgPool,
+    cache: &SessionCache,
     token: &str,
 ) -> Result<CurrentUser, ApiError> {
     let claims = tokens.verify(token)?;
+    if let Some(role) = cache.get(claims.sid, claims.sub) {
+        return Ok(CurrentUser {
+            id: claims.sub,
+            role,
+            session_id: claims.sid,
+        });
+    }
+    let epoch = cache.epoch();
     let row = sqlx::query!(
         r#"SELECT u.role AS "role: Role"
            FROM sessions s JOIN users u ON u.id = s.user_id
@@ -35,11 +46,14 @@ pub async fn authenticate(
     .fetch_optional(db)
     .await?;
     match row {
-        Some(row) => Ok(CurrentUser {
-            id: claims.sub,
-            role: row.role,
-            session_id: claims.sid,
-        }),
+        Some(row) => {
+            cache.put(epoch, claims.sid, claims.sub, row.role);
+            Ok(CurrentUser {
+                id: claims.sub,
+                role: row.role,
+                session_id: claims.sid,
+            })
+        }
         None => Err(ApiError::unauthorized(
             ErrorCode::SessionRevoked,
             "This session has ended; please log in again.",

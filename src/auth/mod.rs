@@ -1,11 +1,13 @@
 //! Authentication: password hashing, access tokens, sessions with rotating refresh tokens,
 //! and the guards that handlers take as arguments.
 
+pub mod cache;
 mod guard;
 mod password;
 pub mod sessions;
 mod tokens;
 
+pub use cache::SessionCache;
 pub use guard::{CurrentUser, authenticate};
 pub use password::PasswordHasher;
 pub use tokens::{Claims, TokenKeys};

@@ -54,7 +54,12 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         return;
     };
     let checked = state
-        .with_socket_db(Box::pin(authenticate(&state.tokens, &state.db, &token)))
+        .with_socket_db(Box::pin(authenticate(
+            &state.tokens,
+            &state.db,
+            &state.sessions,
+            &token,
+        )))
         .await;
     let (user, expires_at) = match checked {
         Ok(user) => {

@@ -6,49 +6,18 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tunelink::{
-    config::{Secret, Settings},
-    limits::RateLimits,
-};
+use tunelink::{config::Secret, limits::RateLimits};
 use uuid::Uuid;
 
 use crate::{
     helpers::post_message as rest_send,
     helpers::{
         HeldLink, OwnRedis, TestApp, User, catalogue_id, create_event, event_body, free_port,
-        make_admin, spawn_app, spawn_sibling_with, spawn_with, start_conversation,
+        make_admin, pair_with, redis_up, spawn_app, spawn_sibling_with, spawn_with,
+        start_conversation,
     },
     ws::{End, Ws},
 };
-
-/// Waits (bounded) until `app` is subscribed to Redis: frames cross instances from then on.
-async fn redis_up(app: &TestApp) {
-    let mut redis = Value::Null;
-    for _ in 0..100 {
-        redis = app.get("/readyz", None).await.ok(200)["redis"].clone();
-        if redis == "ok" {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the instance never subscribed to Redis: {redis}");
-}
-
-/// Two instances sharing the database and a Redis of the test's own, both subscribed;
-/// `adjust` tunes the second one's settings.
-async fn pair_with(adjust: impl FnOnce(&mut Settings)) -> (OwnRedis, TestApp, TestApp) {
-    let redis = OwnRedis::start(free_port()).await;
-    let url = redis.url();
-    let one = spawn_with(|s| s.redis_url = Some(Secret::new(url.clone()))).await;
-    let two = spawn_sibling_with(&one, |s| {
-        s.redis_url = Some(Secret::new(url.clone()));
-        adjust(s);
-    })
-    .await;
-    redis_up(&one).await;
-    redis_up(&two).await;
-    (redis, one, two)
-}
 
 /// An administrator's announcement to one user.
 async fn announce(app: &TestApp, admin: &User, to: &User, title: &str) {

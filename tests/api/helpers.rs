@@ -467,6 +467,35 @@ pub async fn post_message(app: &TestApp, by: &User, conv: &str, body: &str) -> V
     resp.ok(201).clone()
 }
 
+/// Waits (bounded) until `app` is subscribed to Redis: frames cross instances from then on.
+pub async fn redis_up(app: &TestApp) {
+    let mut redis = Value::Null;
+    for _ in 0..100 {
+        redis = app.get("/readyz", None).await.ok(200)["redis"].clone();
+        if redis == "ok" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the instance never subscribed to Redis: {redis}");
+}
+
+/// Two instances sharing the database and a Redis of the test's own, both subscribed;
+/// `adjust` tunes the second one's settings.
+pub async fn pair_with(adjust: impl FnOnce(&mut Settings)) -> (OwnRedis, TestApp, TestApp) {
+    let redis = OwnRedis::start(free_port()).await;
+    let url = redis.url();
+    let one = spawn_with(|s| s.redis_url = Some(Secret::new(url.clone()))).await;
+    let two = spawn_sibling_with(&one, |s| {
+        s.redis_url = Some(Secret::new(url.clone()));
+        adjust(s);
+    })
+    .await;
+    redis_up(&one).await;
+    redis_up(&two).await;
+    (redis, one, two)
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; servers started on it bind it next).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

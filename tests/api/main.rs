@@ -25,6 +25,7 @@ mod participations;
 mod protocol;
 mod prototype;
 mod realtime;
+mod sessions;
 mod tokens;
 mod users;
 mod ws;

@@ -272,6 +272,8 @@ impl UsersApi {
         let (id, username, role) = accounts::set_role(&state.db, id.0, body.0.role)
             .await?
             .ok_or_else(|| ApiError::not_found("User"))?;
+        // Their sessions' cached role goes on every instance: the change applies at once.
+        crate::auth::cache::publish_changed(&state.bus, &[id]).await;
         tracing::info!(admin = %admin.0.id, user = %id, ?role, "role changed");
         Ok(RoleResponse::Ok(Json(Envelope::ok(
             "Role updated.",
