@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// An instrument a musician plays.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct Played {
     pub user_id: Uuid,
     pub instrument_id: Uuid,
@@ -19,7 +19,7 @@ pub struct Played {
 }
 
 /// A genre a musician likes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct Liked {
     pub user_id: Uuid,
     pub genre_id: Uuid,
@@ -121,6 +121,54 @@ pub async fn instruments_of(
     )
     .fetch_all(db)
     .await?)
+}
+
+/// An active musician's public profile, with their instruments and genres.
+#[derive(Debug)]
+pub struct Profile {
+    pub id: Uuid,
+    pub username: String,
+    pub bio: Option<String>,
+    pub photo_url: Option<String>,
+    pub city: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub instruments: Vec<Played>,
+    pub genres: Vec<Liked>,
+}
+
+/// An active musician's public profile, in one round trip (instruments and genres
+/// aggregated in SQL, sorted by name as [`instruments_of`] and [`genres_of`] sort them).
+pub async fn profile(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Profile>, ApiError> {
+    let row = sqlx::query!(
+        r#"SELECT u.id, u.username, u.bio, u.photo_url, u.city, u.created_at,
+                  COALESCE((
+                      SELECT json_agg(json_build_object(
+                                 'user_id', ui.user_id, 'instrument_id', ui.instrument_id,
+                                 'name', i.name, 'category', i.category, 'level', ui.level)
+                             ORDER BY lower(i.name), i.id)
+                      FROM user_instruments ui JOIN instruments i ON i.id = ui.instrument_id
+                      WHERE ui.user_id = u.id), '[]') AS "instruments!: sqlx::types::Json<Vec<Played>>",
+                  COALESCE((
+                      SELECT json_agg(json_build_object(
+                                 'user_id', ug.user_id, 'genre_id', ug.genre_id, 'name', g.name)
+                             ORDER BY lower(g.name), g.id)
+                      FROM user_genres ug JOIN genres g ON g.id = ug.genre_id
+                      WHERE ug.user_id = u.id), '[]') AS "genres!: sqlx::types::Json<Vec<Liked>>"
+           FROM users u WHERE u.id = $1 AND u.deactivated_at IS NULL"#,
+        id,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| Profile {
+        id: r.id,
+        username: r.username,
+        bio: r.bio,
+        photo_url: r.photo_url,
+        city: r.city,
+        created_at: r.created_at,
+        instruments: r.instruments.0,
+        genres: r.genres.0,
+    }))
 }
 
 /// Liked genres of several musicians at once, sorted by name.

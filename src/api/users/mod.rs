@@ -15,7 +15,6 @@ pub use self::models::*;
 use super::{
     ApiTags,
     accounts_models::{Me, RegisterErrors, RegisterRequest, SessionResponse},
-    musicians::details_of,
     registration::register,
     responses::Errors,
 };
@@ -226,10 +225,10 @@ impl UsersApi {
         _auth: AuthUser,
         id: Path<Uuid>,
     ) -> Result<PublicProfileResponse, Errors<LookupErrors>> {
-        let u = accounts::find_active(&state.db, id.0)
+        // One round trip: the profile with its instruments and genres.
+        let u = crate::musicians::profile(&state.db, id.0)
             .await?
             .ok_or_else(|| ApiError::not_found("User"))?;
-        let (mut played, mut liked) = details_of(&state, &[u.id]).await?;
         Ok(PublicProfileResponse::Ok(Json(Envelope::ok(
             "Profile.",
             PublicProfile {
@@ -239,8 +238,8 @@ impl UsersApi {
                 photo_url: u.photo_url,
                 city: u.city,
                 created_at: u.created_at,
-                instruments: played.remove(&u.id).unwrap_or_default(),
-                genres: liked.remove(&u.id).unwrap_or_default(),
+                instruments: u.instruments.into_iter().map(Into::into).collect(),
+                genres: u.genres.into_iter().map(Into::into).collect(),
             },
         ))))
     }
