@@ -271,6 +271,69 @@ pub async fn fetch(
     .await?)
 }
 
+/// One event with its genres and needed instruments, in one round trip (aggregated in SQL,
+/// sorted as [`genres_of`] and [`instruments_of`] sort them).
+pub async fn fetch_detailed(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    origin: Option<(f64, f64)>,
+) -> Result<Option<(EventRow, Vec<EventGenre>, Vec<NeededInstrument>)>, ApiError> {
+    let (lat, lon) = origin.unzip();
+    let row = sqlx::query!(
+        r#"SELECT e.id, e.creator_id, u.username AS creator_username, e.title, e.description,
+                  e.type AS "kind: EventType", e.starts_at, e.ends_at, e.address, e.latitude,
+                  e.longitude, e.capacity, e.image_url, e.status AS "status: StoredStatus",
+                  e.participants_count, e.created_at, e.updated_at,
+                  CASE WHEN $2::float8 IS NULL THEN NULL
+                       ELSE earth_distance(ll_to_earth($2, $3), e.location)
+                  END AS distance_m,
+                  COALESCE((
+                      SELECT json_agg(json_build_object(
+                                 'event_id', eg.event_id, 'genre_id', eg.genre_id, 'name', g.name)
+                             ORDER BY lower(g.name), g.id)
+                      FROM event_genres eg JOIN genres g ON g.id = eg.genre_id
+                      WHERE eg.event_id = e.id), '[]') AS "genres!: sqlx::types::Json<Vec<EventGenre>>",
+                  COALESCE((
+                      SELECT json_agg(json_build_object(
+                                 'event_id', ei.event_id, 'instrument_id', ei.instrument_id,
+                                 'name', i.name, 'category', i.category,
+                                 'quantity', ei.quantity, 'filled', ei.filled)
+                             ORDER BY lower(i.name), i.id)
+                      FROM event_instruments ei JOIN instruments i ON i.id = ei.instrument_id
+                      WHERE ei.event_id = e.id), '[]') AS "needed!: sqlx::types::Json<Vec<NeededInstrument>>"
+           FROM events e JOIN users u ON u.id = e.creator_id
+           WHERE e.id = $1"#,
+        id,
+        lat,
+        lon,
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| {
+        let event = EventRow {
+            id: r.id,
+            creator_id: r.creator_id,
+            creator_username: r.creator_username,
+            title: r.title,
+            description: r.description,
+            kind: r.kind,
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+            address: r.address,
+            latitude: r.latitude,
+            longitude: r.longitude,
+            capacity: r.capacity,
+            image_url: r.image_url,
+            status: r.status,
+            participants_count: r.participants_count,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            distance_m: r.distance_m,
+        };
+        (event, r.genres.0, r.needed.0)
+    }))
+}
+
 /// Users with an active participation in the event.
 pub async fn active_participants(
     conn: &mut PgConnection,
@@ -284,6 +347,7 @@ pub async fn active_participants(
     .await?)
 }
 
+#[derive(Debug, serde::Deserialize)]
 pub struct EventGenre {
     pub event_id: Uuid,
     pub genre_id: Uuid,
@@ -304,6 +368,7 @@ pub async fn genres_of(
     .await?)
 }
 
+#[derive(Debug, serde::Deserialize)]
 pub struct NeededInstrument {
     pub event_id: Uuid,
     pub instrument_id: Uuid,

@@ -17,11 +17,11 @@ pub(super) async fn load_one(
     id: Uuid,
     origin: Option<(f64, f64)>,
 ) -> Result<EventView, ApiError> {
-    let row = store::fetch(&state.db, id, origin)
+    // One round trip: the event with its genres and needed instruments.
+    let (row, genres, needed) = store::fetch_detailed(&state.db, id, origin)
         .await?
         .ok_or_else(|| ApiError::not_found("Event"))?;
-    load_views(state, vec![row])
-        .await?
+    assemble(vec![row], genres, needed)
         .pop()
         .ok_or_else(|| ApiError::not_found("Event"))
 }
@@ -29,15 +29,26 @@ pub(super) async fn load_one(
 /// Builds views with genres and needed instruments (two queries for any number of events).
 pub async fn load_views(state: &AppState, rows: Vec<EventRow>) -> Result<Vec<EventView>, ApiError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let genres = store::genres_of(&state.db, &ids).await?;
+    let needed = store::instruments_of(&state.db, &ids).await?;
+    Ok(assemble(rows, genres, needed))
+}
+
+/// Views of `rows` with their genres and needed instruments.
+fn assemble(
+    rows: Vec<EventRow>,
+    all_genres: Vec<store::EventGenre>,
+    all_needed: Vec<store::NeededInstrument>,
+) -> Vec<EventView> {
     let mut genres: HashMap<Uuid, Vec<GenreRef>> = HashMap::new();
-    for g in store::genres_of(&state.db, &ids).await? {
+    for g in all_genres {
         genres.entry(g.event_id).or_default().push(GenreRef {
             genre_id: g.genre_id,
             name: g.name,
         });
     }
     let mut needed: HashMap<Uuid, Vec<NeededInstrumentView>> = HashMap::new();
-    for n in store::instruments_of(&state.db, &ids).await? {
+    for n in all_needed {
         needed
             .entry(n.event_id)
             .or_default()
@@ -50,8 +61,7 @@ pub async fn load_views(state: &AppState, rows: Vec<EventRow>) -> Result<Vec<Eve
                 available: (n.quantity - n.filled).max(0),
             });
     }
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| EventView {
             status: r.status(),
             genres: genres.remove(&r.id).unwrap_or_default(),
@@ -77,5 +87,5 @@ pub async fn load_views(state: &AppState, rows: Vec<EventRow>) -> Result<Vec<Eve
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
-        .collect())
+        .collect()
 }
