@@ -16,7 +16,10 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::{Counters, notify::Seen};
 use crate::{
-    chat::{BODY_PREFIX, Command, Outcome, Send, Shared, track::Track},
+    chat::{
+        shared::{BODY_PREFIX, Command, Outcome, Send, Shared},
+        track::Track,
+    },
     report::count,
     socket::{self, Endpoints, Socket},
 };

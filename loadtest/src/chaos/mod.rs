@@ -25,7 +25,7 @@ pub use notify::Notifications;
 pub(crate) use results::Counters;
 pub use results::Results;
 
-use crate::chat::Command;
+use crate::chat::shared::Command;
 
 /// One fault: run once, at its time.
 pub type Hook = Box<dyn FnOnce() -> BoxFuture<'static, anyhow::Result<()>> + Send>;

@@ -15,8 +15,8 @@ use super::{
 };
 use crate::{
     chat::{
-        SHARDS,
         frames::{self, Ack, Event, EventMessage, Notification, Refused, Resumed, Resync},
+        shared::SHARDS,
         track::Track,
     },
     report::count,

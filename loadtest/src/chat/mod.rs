@@ -9,7 +9,7 @@
 pub(crate) mod frames;
 mod plain;
 mod results;
-mod shared;
+pub(crate) mod shared;
 pub(crate) mod track;
 mod verify;
 
@@ -31,7 +31,7 @@ pub use results::Results;
 pub use verify::Persisted;
 
 use shared::merged;
-pub(crate) use shared::{Outcome, Shared, now_us};
+pub(crate) use shared::{BODY_PREFIX, Command, Outcome, SHARDS, Send, Shared, now_us};
 
 use crate::{
     chaos::{self, Faults, client::Client, notify},
@@ -39,9 +39,6 @@ use crate::{
     report::{self, count},
     socket,
 };
-
-pub(crate) const SHARDS: usize = 16;
-pub(crate) const BODY_PREFIX: &str = "load ";
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -70,19 +67,6 @@ pub struct Args {
     pub out: PathBuf,
     #[command(flatten)]
     pub chaos: chaos::Args,
-}
-
-/// What the scheduler asks a participant to do.
-pub(crate) enum Command {
-    Send(Send),
-    /// Chaos: lose the socket now.
-    Drop,
-}
-
-pub(crate) struct Send {
-    pub conversation: usize,
-    /// Microseconds since the epoch when the message was due.
-    pub due_us: u64,
 }
 
 /// Reads the fixture, runs, prints the summary and writes the JSON results.

@@ -13,12 +13,28 @@ use std::{
 use hdrhistogram::Histogram;
 use uuid::Uuid;
 
-use super::{SHARDS, track::Track};
+use super::track::Track;
 use crate::{
     chaos::notify,
     fixture::Conversation,
     report::{self, Latency},
 };
+
+pub(crate) const SHARDS: usize = 16;
+pub(crate) const BODY_PREFIX: &str = "load ";
+
+/// What the scheduler asks a participant to do.
+pub(crate) enum Command {
+    Send(Send),
+    /// Chaos: lose the socket now.
+    Drop,
+}
+
+pub(crate) struct Send {
+    pub conversation: usize,
+    /// Microseconds since the epoch when the message was due.
+    pub due_us: u64,
+}
 
 pub(crate) struct Shared {
     pub index: HashMap<Uuid, usize>,
