@@ -272,7 +272,7 @@ pub async fn fetch(
 }
 
 /// One event with its genres and needed instruments, in one round trip (aggregated in SQL,
-/// sorted as [`genres_of`] and [`instruments_of`] sort them).
+/// sorted by name).
 pub async fn fetch_detailed(
     db: impl PgExecutor<'_>,
     id: Uuid,
@@ -334,6 +334,34 @@ pub async fn fetch_detailed(
     }))
 }
 
+/// The genres and needed instruments of several events, in one round trip.
+pub async fn details_of(
+    db: impl PgExecutor<'_>,
+    events: &[Uuid],
+) -> Result<(Vec<EventGenre>, Vec<NeededInstrument>), ApiError> {
+    let row = sqlx::query!(
+        r#"SELECT
+             COALESCE((
+                 SELECT json_agg(json_build_object(
+                            'event_id', eg.event_id, 'genre_id', eg.genre_id, 'name', g.name)
+                        ORDER BY eg.event_id, lower(g.name), g.id)
+                 FROM event_genres eg JOIN genres g ON g.id = eg.genre_id
+                 WHERE eg.event_id = ANY($1)), '[]') AS "genres!: sqlx::types::Json<Vec<EventGenre>>",
+             COALESCE((
+                 SELECT json_agg(json_build_object(
+                            'event_id', ei.event_id, 'instrument_id', ei.instrument_id,
+                            'name', i.name, 'category', i.category,
+                            'quantity', ei.quantity, 'filled', ei.filled)
+                        ORDER BY ei.event_id, lower(i.name), i.id)
+                 FROM event_instruments ei JOIN instruments i ON i.id = ei.instrument_id
+                 WHERE ei.event_id = ANY($1)), '[]') AS "needed!: sqlx::types::Json<Vec<NeededInstrument>>""#,
+        events,
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((row.genres.0, row.needed.0))
+}
+
 /// Users with an active participation in the event.
 pub async fn active_participants(
     conn: &mut PgConnection,
@@ -354,20 +382,6 @@ pub struct EventGenre {
     pub name: String,
 }
 
-pub async fn genres_of(
-    db: impl PgExecutor<'_>,
-    events: &[Uuid],
-) -> Result<Vec<EventGenre>, ApiError> {
-    Ok(sqlx::query_as!(
-        EventGenre,
-        "SELECT eg.event_id, eg.genre_id, g.name FROM event_genres eg JOIN genres g ON g.id = eg.genre_id
-         WHERE eg.event_id = ANY($1) ORDER BY eg.event_id, lower(g.name), g.id",
-        events,
-    )
-    .fetch_all(db)
-    .await?)
-}
-
 #[derive(Debug, serde::Deserialize)]
 pub struct NeededInstrument {
     pub event_id: Uuid,
@@ -376,22 +390,6 @@ pub struct NeededInstrument {
     pub category: Category,
     pub quantity: i32,
     pub filled: i32,
-}
-
-pub async fn instruments_of(
-    db: impl PgExecutor<'_>,
-    events: &[Uuid],
-) -> Result<Vec<NeededInstrument>, ApiError> {
-    Ok(sqlx::query_as!(
-        NeededInstrument,
-        r#"SELECT ei.event_id, ei.instrument_id, i.name, i.category AS "category: Category",
-                  ei.quantity, ei.filled
-           FROM event_instruments ei JOIN instruments i ON i.id = ei.instrument_id
-           WHERE ei.event_id = ANY($1) ORDER BY ei.event_id, lower(i.name), i.id"#,
-        events,
-    )
-    .fetch_all(db)
-    .await?)
 }
 
 /// A foreign-key violation on `constraint` is a bad reference in the request body.

@@ -26,11 +26,13 @@ pub(super) async fn load_one(
         .ok_or_else(|| ApiError::not_found("Event"))
 }
 
-/// Builds views with genres and needed instruments (two queries for any number of events).
+/// Builds views with genres and needed instruments (one query for any number of events).
 pub async fn load_views(state: &AppState, rows: Vec<EventRow>) -> Result<Vec<EventView>, ApiError> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let genres = store::genres_of(&state.db, &ids).await?;
-    let needed = store::instruments_of(&state.db, &ids).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (genres, needed) = store::details_of(&state.db, &ids).await?;
     Ok(assemble(rows, genres, needed))
 }
 
