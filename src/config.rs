@@ -110,6 +110,26 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// When set, `GET /metrics` wants `Authorization: Bearer <token>` (`METRICS_TOKEN`).
     pub metrics_token: Option<Secret>,
+    /// The message writer's batch and queue bounds (`SEND_BATCH_MAX`, `SEND_QUEUE_CAPACITY`).
+    pub sends: SendSettings,
+}
+
+/// Bounds of the message writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendSettings {
+    /// Most sends stored in one transaction (`SEND_BATCH_MAX`).
+    pub batch: usize,
+    /// Most sends waiting for the writer; beyond, sends are refused (`SEND_QUEUE_CAPACITY`).
+    pub queue: usize,
+}
+
+impl Default for SendSettings {
+    fn default() -> Self {
+        Self {
+            batch: 256,
+            queue: 1024,
+        }
+    }
 }
 
 pub use crate::env::ConfigError;
@@ -159,6 +179,10 @@ impl Settings {
                 .map(|v| parse_origins(&v))
                 .unwrap_or_default(),
             metrics_token: var("METRICS_TOKEN").map(Secret::new),
+            sends: SendSettings {
+                batch: parse("SEND_BATCH_MAX", "256")?,
+                queue: parse("SEND_QUEUE_CAPACITY", "1024")?,
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -205,6 +229,12 @@ impl Settings {
         }
         if self.database_max_connections == 0 {
             return Err(invalid("DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        if self.sends.batch == 0 {
+            return Err(invalid("SEND_BATCH_MAX", "must be at least 1"));
+        }
+        if self.sends.queue == 0 {
+            return Err(invalid("SEND_QUEUE_CAPACITY", "must be at least 1"));
         }
         Ok(())
     }
@@ -253,6 +283,7 @@ mod tests {
             trusted_proxies: TrustedProxies::default(),
             allowed_origins: Vec::new(),
             metrics_token: None,
+            sends: SendSettings::default(),
         }
     }
 

@@ -231,8 +231,11 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// Too many requests: wait for `Retry-After` seconds.
     RateLimited,
-    /// A dependency (database, Redis) is unavailable or the server is overloaded: retry later.
+    /// A dependency (database, Redis) is unavailable: retry later.
     ServiceUnavailable,
+    /// The server is at capacity and refused the work at once (nothing was stored): retry
+    /// after `Retry-After` seconds.
+    Overloaded,
     /// An unexpected error; it was logged with the request id.
     InternalError,
 }

@@ -106,6 +106,11 @@ pub struct Metrics {
     pub fanout_lag: Histogram,
     /// Client frames read from sockets.
     pub frames_in: AtomicU64,
+    /// Messages stored by the message writer, and the transactions that stored them.
+    pub messages_stored: AtomicU64,
+    pub send_batches: AtomicU64,
+    /// Sends refused at once because the writer's queue was full.
+    pub sends_overloaded: AtomicU64,
 }
 
 /// Numbers read from elsewhere when scraped.
@@ -129,6 +134,9 @@ impl Metrics {
             routes: RwLock::new(HashMap::new()),
             fanout_lag: Histogram::new(LAG_BUCKETS),
             frames_in: AtomicU64::new(0),
+            messages_stored: AtomicU64::new(0),
+            send_batches: AtomicU64::new(0),
+            sends_overloaded: AtomicU64::new(0),
         }
     }
 
@@ -266,6 +274,27 @@ impl Metrics {
         );
         self.fanout_lag
             .write(&mut out, "tunelink_ws_fanout_lag_seconds", "");
+        gauge(
+            &mut out,
+            "tunelink_messages_stored_total",
+            "counter",
+            "Messages stored by the message writer (REST and socket sends).",
+            self.messages_stored.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tunelink_message_batches_total",
+            "counter",
+            "Transactions of the message writer (group commit: several messages each).",
+            self.send_batches.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tunelink_sends_overloaded_total",
+            "counter",
+            "Sends refused at once because the message writer's queue was full.",
+            self.sends_overloaded.load(Ordering::Relaxed),
+        );
 
         family(
             &mut out,

@@ -9,6 +9,7 @@ use crate::{
     auth::{PasswordHasher, SessionCache, TokenKeys},
     bus::Bus,
     catalogue::CatalogueCache,
+    chat::Sender,
     config::Settings,
     error::ApiError,
     hub::Hub,
@@ -36,6 +37,8 @@ pub struct Inner {
     pub catalogue: Arc<CatalogueCache>,
     /// This process's WebSocket connections.
     pub hub: Hub,
+    /// The message writer: every send, from REST or the socket, is stored through it.
+    pub sends: Sender,
     /// Socket work that needs the database queues here, not in the pool: thousands of
     /// sockets may ask at once (a reconnect storm), and a pool with thousands of waiters
     /// timing out collapses, while this queue is fair and cheap. It holds three quarters of
@@ -64,6 +67,7 @@ impl AppState {
         let metrics = Arc::new(metrics);
         let hub = Hub::start(&bus, metrics.clone());
         crate::notifications::serve_batches(&bus, db.clone(), hub.clone());
+        let sends = Sender::start(db.clone(), bus.clone(), metrics.clone(), settings.sends);
         let limits = Limiter::new(
             settings.rate_limits.clone(),
             redis.clone(),
@@ -82,6 +86,7 @@ impl AppState {
             bus,
             catalogue,
             hub,
+            sends,
             socket_db,
             limits,
             metrics,

@@ -2,22 +2,21 @@
 //! conversation's row lock, is recorded as the frame that tells it, and is published to
 //! the members' devices after commit.
 
-use chrono::{SubsecRound, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{
     deliver,
     store::{
-        CLIENT_MSG_ID_MAX, ConversationRow, Kind, MAX_MEMBERS, as_data, bump, conversation_for,
-        direct_key, is_direct, is_member, lock_for, member_ids, members, message_by_id,
-        message_for, not_found, parse_body, record, user_ref,
+        ConversationRow, Kind, MAX_MEMBERS, as_data, bump, conversation_for, direct_key, is_direct,
+        is_member, lock_for, member_ids, members, message_by_id, message_for, parse_body, record,
+        user_ref,
     },
 };
 use crate::{
     bus::Bus,
     error::{ApiError, ErrorCode},
-    frames::{MessageData, ServerFrame, UserRef},
+    frames::{MessageData, ServerFrame},
 };
 
 /// Starts a conversation. Two people (the creator and one other) make a direct conversation,
@@ -251,104 +250,6 @@ pub async fn remove_member(
     users.sort();
     deliver(bus, users, frame).await;
     Ok(())
-}
-
-/// Sends a message. A retry with the same `client_msg_id` answers the first message
-/// (`false`), never a twin.
-pub async fn send(
-    db: &PgPool,
-    bus: &Bus,
-    author: Uuid,
-    id: Uuid,
-    body: &str,
-    client_msg_id: Option<&str>,
-) -> Result<(MessageData, bool), ApiError> {
-    let body = parse_body(body).map_err(|e| ApiError::validation(vec![e]))?;
-    let client_msg_id = client_msg_id.map(str::trim).filter(|c| !c.is_empty());
-    if client_msg_id.is_some_and(|c| c.len() > CLIENT_MSG_ID_MAX) {
-        return Err(ApiError::field(
-            "client_msg_id",
-            "too_long",
-            format!("client_msg_id must be at most {CLIENT_MSG_ID_MAX} bytes"),
-        ));
-    }
-    let mut tx = db.begin().await?;
-    // The conversation's row lock serialises its changes: these are the last numbers taken.
-    let last = sqlx::query!(
-        "SELECT last_message_seq, last_event_seq FROM conversations WHERE id = $1 FOR UPDATE",
-        id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(not_found)?;
-    // Read once the lock is held, so that a concurrent retry's message is seen.
-    let context = sqlx::query!(
-        r#"SELECT (SELECT username FROM users WHERE id = $2) AS "author!",
-                  ARRAY(SELECT user_id FROM conversation_members
-                        WHERE conversation_id = $1 AND left_at IS NULL) AS "members!",
-                  (SELECT id FROM messages
-                   WHERE conversation_id = $1 AND author_id = $2 AND client_msg_id = $3) AS first"#,
-        id,
-        author,
-        client_msg_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if !context.members.contains(&author) {
-        return Err(not_found());
-    }
-    if let Some(first) = context.first {
-        return Ok((message_by_id(&mut *tx, first).await?, false));
-    }
-    let message = MessageData {
-        id: Uuid::new_v4(),
-        conversation_id: id,
-        seq: last.last_message_seq + 1,
-        author: UserRef {
-            id: author,
-            username: context.author,
-        },
-        body: Some(body),
-        client_msg_id: client_msg_id.map(str::to_owned),
-        // Stored with microseconds: the frame says exactly what the history will.
-        created_at: Utc::now().trunc_subsecs(6),
-        edited_at: None,
-        deleted_at: None,
-    };
-    let frame = ServerFrame::MessageCreated {
-        conversation_id: id,
-        seq: last.last_event_seq + 1,
-        message: message.clone(),
-    };
-    // One round trip: the numbers, the message, the sender's read marker (they have read
-    // what they wrote) and the event log.
-    sqlx::query!(
-        "WITH bump AS (
-             UPDATE conversations
-             SET last_message_seq = $3, last_event_seq = $4, last_activity_at = $5
-             WHERE id = $1),
-         stored AS (
-             INSERT INTO messages (id, conversation_id, seq, author_id, body, client_msg_id, created_at)
-             VALUES ($6, $1, $3, $2, $7, $8, $5)),
-         seen AS (
-             UPDATE conversation_members SET last_read_seq = $3
-             WHERE conversation_id = $1 AND user_id = $2 AND last_read_seq < $3)
-         INSERT INTO conversation_events (conversation_id, seq, frame) VALUES ($1, $4, $9)",
-        id,
-        author,
-        message.seq,
-        last.last_event_seq + 1,
-        message.created_at,
-        message.id,
-        message.body,
-        client_msg_id,
-        serde_json::to_value(&frame).map_err(ApiError::internal)?,
-    )
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    deliver(bus, context.members, frame).await;
-    Ok((message, true))
 }
 
 /// Edits (`Some(body)`) or deletes (`None`) a message; only its author may.

@@ -5,10 +5,14 @@
 //! published for live delivery to the members' devices. PostgreSQL is the truth: a client
 //! that missed a live frame gets it again by resuming from its last event number.
 
+mod batch;
 pub mod bulk;
 pub mod commands;
 pub mod log;
+pub mod sender;
 pub mod store;
+
+pub use sender::Sender;
 
 use uuid::Uuid;
 

@@ -295,6 +295,35 @@ pub(super) async fn message_by_id(
     .ok_or_else(|| ApiError::not_found("Message"))
 }
 
+/// The stored messages with these (conversation, author, `client_msg_id`) keys, in one
+/// round trip.
+pub(super) async fn message_rows_for_keys(
+    db: impl PgExecutor<'_>,
+    keys: &[(Uuid, Uuid, &str)],
+) -> Result<Vec<MessageData>, ApiError> {
+    let (conversations, authors, client_ids): (Vec<Uuid>, Vec<Uuid>, Vec<&str>) =
+        keys.iter().fold(Default::default(), |mut acc, (c, a, k)| {
+            acc.0.push(*c);
+            acc.1.push(*a);
+            acc.2.push(*k);
+            acc
+        });
+    let rows = sqlx::query_as!(
+        MessageRow,
+        r#"SELECT m.id, m.conversation_id, m.seq, m.author_id, u.username AS author_username,
+                  m.body, m.client_msg_id, m.created_at, m.edited_at, m.deleted_at
+           FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS k(c, a, cm)
+           JOIN messages m ON m.conversation_id = k.c AND m.author_id = k.a AND m.client_msg_id = k.cm
+           JOIN users u ON u.id = m.author_id"#,
+        &conversations,
+        &authors,
+        &client_ids as &[&str]
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(MessageData::from).collect())
+}
+
 /// A message, if `user` is a member of its conversation.
 pub async fn message_for(
     db: impl PgExecutor<'_> + Copy,
@@ -424,6 +453,4 @@ pub async fn list(
     Ok(out)
 }
 
-pub use super::commands::{
-    add_member, change_message, create, mark_read, remove_member, rename, send,
-};
+pub use super::commands::{add_member, change_message, create, mark_read, remove_member, rename};

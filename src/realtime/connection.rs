@@ -316,16 +316,15 @@ async fn read(
                     reply(state, user.id, conn, &error_frame(Some(reference), &err));
                     continue;
                 }
-                let sent = state
-                    .with_socket_db(Box::pin(store::send(
-                        &state.db,
-                        &state.bus,
-                        user.id,
-                        conversation_id,
-                        &body,
-                        client_msg_id.as_deref(),
-                    )))
-                    .await;
+                // The message writer has its own connection and its own bounded queue: no
+                // socket database turn to wait for (a full queue refuses at once).
+                let sent = Box::pin(state.sends.send(
+                    user.id,
+                    conversation_id,
+                    &body,
+                    client_msg_id.as_deref(),
+                ))
+                .await;
                 let answer = match sent {
                     Ok((message, _)) => ServerFrame::Ack { reference, message },
                     Err(err) => error_frame(Some(reference), &err),
@@ -360,6 +359,12 @@ async fn read(
                 // Per process only, no Redis round trip per typing frame (README, "Rate
                 // limits"): typing is ephemeral and cheap to drop.
                 if let Err(err) = state.limits.check_local(Limit::Typing, Key::user(user.id)) {
+                    reply(state, user.id, conn, &error_frame(None, &err));
+                    continue;
+                }
+                // Typing is shed first when messages are queueing up.
+                if state.sends.shedding() {
+                    let err = chat::sender::overloaded();
                     reply(state, user.id, conn, &error_frame(None, &err));
                     continue;
                 }

@@ -46,6 +46,7 @@ pub fn test_settings_on(postgres: &str, database: &str) -> Settings {
         trusted_proxies: Default::default(),
         allowed_origins: Vec::new(),
         metrics_token: None,
+        sends: tunelink::config::SendSettings::default(),
     }
 }
 

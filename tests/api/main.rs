@@ -14,6 +14,7 @@ mod envelope;
 mod event_search;
 mod events;
 mod faults;
+mod group_commit;
 mod hardening;
 mod health;
 mod limits;

@@ -296,15 +296,15 @@ impl ConversationsApi {
             .limits
             .check(Limit::Messages, Key::user(auth.0.id))
             .await?;
-        let (message, created) = store::send(
-            &state.db,
-            &state.bus,
-            auth.0.id,
-            id.0,
-            &body.0.body,
-            body.0.client_msg_id.as_deref(),
-        )
-        .await?;
+        let (message, created) = state
+            .sends
+            .send(
+                auth.0.id,
+                id.0,
+                &body.0.body,
+                body.0.client_msg_id.as_deref(),
+            )
+            .await?;
         Ok(if created {
             MessageResponse::Created(Json(Envelope::created("Sent.", message.into())))
         } else {
