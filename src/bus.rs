@@ -2,10 +2,17 @@
 //!
 //! Publishing hands the message to this process's consumers at once (a local broadcast
 //! channel) and queues it for Redis; one publisher task sends the queue to Redis in
-//! pipelined batches, and one subscriber connection per process (pattern `tunelink:*`)
-//! feeds the other instances' messages into the same local channel (its own are skipped:
-//! every payload on Redis carries its origin). So this instance never depends on Redis to
-//! reach its own clients: with Redis down it keeps working as a single instance.
+//! pipelined batches, and one subscriber connection per process feeds the other instances'
+//! messages into the same local channel (its own are skipped: every payload on Redis
+//! carries its origin). So this instance never depends on Redis to reach its own clients:
+//! with Redis down it keeps working as a single instance.
+//!
+//! Two kinds of channel: `tunelink:{topic}` reaches every instance (pattern subscription;
+//! catalogue changes, revoked sessions, resyncs), and `tunelink-to:{instance}` reaches one
+//! (deliveries to users: [`Bus::publish_to_users`] sends each to the instances that hold
+//! one of its users, found in the presence table, so an instance's work does not grow
+//! with the number of instances). With Redis Cluster, the second kind maps one to one onto
+//! sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`): each instance's channel lives on one shard.
 //!
 //! Redis is transport only and may drop messages. Consumers receive [`BusEvent::Resync`]
 //! whenever messages from other instances may have been missed (the subscriber
@@ -22,10 +29,14 @@ use std::{
 
 use deadpool_redis::redis;
 use futures_util::StreamExt;
+use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
 const CHANNEL_PREFIX: &str = "tunelink:";
+/// Prefix of the one channel each instance subscribes to alone (not matched by
+/// `tunelink:*`).
+const INSTANCE_PREFIX: &str = "tunelink-to:";
 const LOCAL_CAPACITY: usize = 4096;
 /// Messages waiting for Redis; beyond, they are dropped (and the others told to resync).
 const OUTBOX_CAPACITY: usize = 8192;
@@ -55,9 +66,14 @@ pub struct Bus {
 }
 
 struct Inner {
+    /// This process: its channel's name, and the `instance_id` of its presence rows.
+    instance: Uuid,
     local: broadcast::Sender<BusEvent>,
-    /// `None` for an in-process bus.
+    /// `None` for an in-process bus. Items are (channel, payload).
     outbox: Option<mpsc::Sender<(Arc<str>, Arc<str>)>>,
+    /// Where to find which instances hold a user (the presence table); `None` for an
+    /// in-process bus.
+    directory: Option<PgPool>,
     /// For [`Bus::publish_confirmed`]: the pool and this process's origin tag.
     direct: Option<(deadpool_redis::Pool, Arc<str>)>,
     /// A message could not be queued for Redis: the publisher announces a resync.
@@ -89,8 +105,10 @@ impl Bus {
         let (local, _) = broadcast::channel(LOCAL_CAPACITY);
         Self {
             inner: Arc::new(Inner {
+                instance: Uuid::new_v4(),
                 local,
                 outbox: None,
+                directory: None,
                 direct: None,
                 overflowed: Arc::default(),
                 subscribed: Arc::default(),
@@ -100,10 +118,12 @@ impl Bus {
     }
 
     /// Through Redis: starts the publisher and the process's one subscriber connection.
-    /// Connects nothing before returning: start-up never waits for Redis.
-    pub fn redis(url: &str, pool: deadpool_redis::Pool) -> anyhow::Result<Self> {
+    /// Connects nothing before returning: start-up never waits for Redis. `directory` is
+    /// the database whose presence table tells which instance holds which user.
+    pub fn redis(url: &str, pool: deadpool_redis::Pool, directory: PgPool) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let origin: Arc<str> = Uuid::new_v4().simple().to_string().into();
+        let instance = Uuid::new_v4();
+        let origin: Arc<str> = instance.simple().to_string().into();
         let (local, _) = broadcast::channel(LOCAL_CAPACITY);
         let (outbox, queue) = mpsc::channel(OUTBOX_CAPACITY);
         let overflowed = Arc::new(AtomicBool::new(false));
@@ -124,8 +144,10 @@ impl Bus {
         ];
         Ok(Self {
             inner: Arc::new(Inner {
+                instance,
                 local,
                 outbox: Some(outbox),
+                directory: Some(directory),
                 direct: Some((pool, origin)),
                 overflowed,
                 subscribed,
@@ -155,12 +177,54 @@ impl Bus {
     /// Never waits for Redis.
     pub async fn publish(&self, topic: &str, payload: &str) {
         let (topic, payload): (Arc<str>, Arc<str>) = (topic.into(), payload.into());
+        self.queue(format!("{CHANNEL_PREFIX}{topic}").into(), payload.clone());
+        let _ = self.inner.local.send(BusEvent::Message { topic, payload });
+    }
+
+    /// This process's id: its channel, and the instance of its presence rows.
+    pub fn instance(&self) -> Uuid {
+        self.inner.instance
+    }
+
+    /// Publishes to this instance and to the instances holding a connection of one of
+    /// `users`, and no other. Call it after the change it tells is committed: an instance
+    /// that records a connection later reads that change from PostgreSQL when the
+    /// connection starts. If the presence table cannot be read, every instance gets it.
+    pub async fn publish_to_users(&self, users: &[Uuid], topic: &str, payload: &str) {
+        let (Some(_), Some(db)) = (&self.inner.outbox, &self.inner.directory) else {
+            return self.publish(topic, payload).await;
+        };
+        let found = sqlx::query_scalar::<_, Uuid>(
+            "SELECT DISTINCT instance_id FROM presence
+             WHERE user_id = ANY($1) AND instance_id <> $2",
+        )
+        .bind(users)
+        .bind(self.inner.instance)
+        .fetch_all(db)
+        .await;
+        let Ok(instances) = found else {
+            return self.publish(topic, payload).await;
+        };
+        let (topic, payload): (Arc<str>, Arc<str>) = (topic.into(), payload.into());
+        if !instances.is_empty() {
+            let direct: Arc<str> = format!("{topic}|{payload}").into();
+            for instance in instances {
+                self.queue(
+                    format!("{INSTANCE_PREFIX}{}", instance.simple()).into(),
+                    direct.clone(),
+                );
+            }
+        }
+        let _ = self.inner.local.send(BusEvent::Message { topic, payload });
+    }
+
+    /// Queues a message for Redis (a resync is announced if the queue is full).
+    fn queue(&self, channel: Arc<str>, payload: Arc<str>) {
         if let Some(outbox) = &self.inner.outbox
-            && outbox.try_send((topic.clone(), payload.clone())).is_err()
+            && outbox.try_send((channel, payload)).is_err()
         {
             self.inner.overflowed.store(true, Ordering::Relaxed);
         }
-        let _ = self.inner.local.send(BusEvent::Message { topic, payload });
     }
 }
 
@@ -215,12 +279,9 @@ async fn publish_forever(
             pipe.publish(format!("{CHANNEL_PREFIX}{RESYNC_TOPIC}"), &*origin)
                 .ignore();
         }
-        for (topic, payload) in batch.drain(..) {
-            pipe.publish(
-                format!("{CHANNEL_PREFIX}{topic}"),
-                format!("{origin}|{payload}"),
-            )
-            .ignore();
+        for (channel, payload) in batch.drain(..) {
+            pipe.publish(&*channel, format!("{origin}|{payload}"))
+                .ignore();
         }
         let sent = async {
             let mut conn = pool.get().await.map_err(anyhow::Error::from)?;
@@ -253,7 +314,7 @@ async fn subscribe_forever(
     let mut backoff = Duration::from_millis(100);
     let mut logged = false;
     loop {
-        match connect(&client).await {
+        match connect(&client, &origin).await {
             Ok(pubsub) => {
                 tracing::info!("redis subscriber connected");
                 backoff = Duration::from_millis(100);
@@ -277,11 +338,16 @@ async fn subscribe_forever(
     }
 }
 
-async fn connect(client: &redis::Client) -> anyhow::Result<redis::aio::PubSub> {
+async fn connect(client: &redis::Client, origin: &str) -> anyhow::Result<redis::aio::PubSub> {
     let mut pubsub = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub()).await??;
     tokio::time::timeout(
         REDIS_TIMEOUT,
         pubsub.psubscribe(format!("{CHANNEL_PREFIX}*")),
+    )
+    .await??;
+    tokio::time::timeout(
+        REDIS_TIMEOUT,
+        pubsub.subscribe(format!("{INSTANCE_PREFIX}{origin}")),
     )
     .await??;
     Ok(pubsub)
@@ -313,8 +379,17 @@ async fn listen(pubsub: redis::aio::PubSub, origin: &str, local: &broadcast::Sen
 /// A message from another instance as a local event; `None` for our own or a foreign one.
 fn decode(msg: &redis::Msg, origin: &str) -> Option<BusEvent> {
     let channel = msg.get_channel_name();
-    let topic = channel.strip_prefix(CHANNEL_PREFIX)?;
     let raw = msg.get_payload::<String>().ok()?;
+    if channel.starts_with(INSTANCE_PREFIX) {
+        // Sent to this instance alone: `origin|topic|payload`.
+        let (from, rest) = raw.split_once('|')?;
+        let (topic, payload) = rest.split_once('|')?;
+        return (from != origin).then(|| BusEvent::Message {
+            topic: topic.into(),
+            payload: payload.into(),
+        });
+    }
+    let topic = channel.strip_prefix(CHANNEL_PREFIX)?;
     if topic == RESYNC_TOPIC {
         return (raw != origin).then_some(BusEvent::Resync);
     }

@@ -145,7 +145,7 @@ impl Hub {
     pub fn start(bus: &Bus, metrics: Arc<Metrics>) -> Self {
         let hub = Self {
             inner: Arc::new(Inner {
-                instance: Uuid::new_v4(),
+                instance: bus.instance(),
                 conns: RwLock::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 shutdown: CancellationToken::new(),
@@ -368,7 +368,7 @@ impl Hub {
     }
 
     /// Frames may have been lost in transport: every client is told to resume.
-    fn resync_all(&self) {
+    pub fn resync_all(&self) {
         let frame = ServerFrame::ResyncRequired {
             conversation_id: None,
             scope: ResyncScope::All,
@@ -434,12 +434,14 @@ pub struct Delivery<'a> {
     pub text: &'a str,
 }
 
-/// Publishes committed frames to every device of their users, on every instance, in one
-/// bus message.
+/// Publishes committed frames to every device of their users in one bus message, sent
+/// to this instance and to the instances that hold one of the users.
 pub async fn publish(bus: &Bus, deliveries: &[Delivery<'_>]) {
     let at = Some(chrono::Utc::now().timestamp_micros());
     let mut payload = String::new();
+    let mut users: Vec<Uuid> = Vec::new();
     for d in deliveries.iter().filter(|d| !d.users.is_empty()) {
+        users.extend_from_slice(d.users);
         // Frames are serialised JSON: a raw line break cannot occur in them.
         if d.text.contains('\n') {
             tracing::warn!("a frame with a line break was not published");
@@ -463,6 +465,8 @@ pub async fn publish(bus: &Bus, deliveries: &[Delivery<'_>]) {
         }
     }
     if !payload.is_empty() {
-        bus.publish(DELIVER_TOPIC, &payload).await;
+        users.sort_unstable();
+        users.dedup();
+        bus.publish_to_users(&users, DELIVER_TOPIC, &payload).await;
     }
 }

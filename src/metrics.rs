@@ -109,6 +109,8 @@ pub struct Metrics {
     /// Messages stored by the message writer, and the transactions that stored them.
     pub messages_stored: AtomicU64,
     pub send_batches: AtomicU64,
+    /// How long the message writer's transactions take, from begin to commit.
+    pub send_batch_time: Histogram,
     /// Sends refused at once because the writer's queue was full.
     pub sends_overloaded: AtomicU64,
 }
@@ -136,6 +138,7 @@ impl Metrics {
             frames_in: AtomicU64::new(0),
             messages_stored: AtomicU64::new(0),
             send_batches: AtomicU64::new(0),
+            send_batch_time: Histogram::new(LAG_BUCKETS),
             sends_overloaded: AtomicU64::new(0),
         }
     }
@@ -288,6 +291,14 @@ impl Metrics {
             "Transactions of the message writer (group commit: several messages each).",
             self.send_batches.load(Ordering::Relaxed),
         );
+        family(
+            &mut out,
+            "tunelink_message_batch_seconds",
+            "histogram",
+            "Time the message writer takes to store one batch, from begin to commit.",
+        );
+        self.send_batch_time
+            .write(&mut out, "tunelink_message_batch_seconds", "");
         gauge(
             &mut out,
             "tunelink_sends_overloaded_total",

@@ -59,7 +59,7 @@ impl AppState {
         let passwords = PasswordHasher::new(settings.password_hash_concurrency)?;
         let tokens = TokenKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl);
         let bus = match (&settings.redis_url, &redis) {
-            (Some(url), Some(pool)) => Bus::redis(url.expose(), pool.clone())?,
+            (Some(url), Some(pool)) => Bus::redis(url.expose(), pool.clone(), db.clone())?,
             _ => Bus::local(),
         };
         let catalogue = CatalogueCache::start(&bus);
@@ -67,7 +67,7 @@ impl AppState {
         let metrics = Arc::new(metrics);
         let hub = Hub::start(&bus, metrics.clone());
         crate::notifications::serve_batches(&bus, db.clone(), hub.clone());
-        let sends = Sender::start(db.clone(), bus.clone(), metrics.clone(), settings.sends);
+        let sends = Sender::start(&db, bus.clone(), metrics.clone(), settings.sends)?;
         let limits = Limiter::new(
             settings.rate_limits.clone(),
             redis.clone(),

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::{
     auth::{CurrentUser, authenticate},
+    bus::RedisLink,
     chat::{self, store},
     error::{ApiError, ErrorCode},
     limits::{Key, Limit},
@@ -105,6 +106,18 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
             );
             err.retry_after = Some(HEARTBEAT.as_secs());
             too_many(&mut sink, &err).await;
+            return;
+        }
+        // Other instances find this one through its presence rows: a socket they cannot
+        // find would miss their frames, so with Redis it is refused until presence works.
+        Err(err) if state.bus.redis_link() != RedisLink::Disabled => {
+            tracing::warn!(error = %err, "presence unavailable; socket refused");
+            refuse(
+                &mut sink,
+                close::TRY_AGAIN_LATER,
+                "service unavailable; reconnect shortly",
+            )
+            .await;
             return;
         }
         Err(err) => {

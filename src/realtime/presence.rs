@@ -30,7 +30,8 @@ pub async fn register_instance(db: &PgPool, instance: Uuid) -> Result<(), ApiErr
     Ok(())
 }
 
-/// Refreshes this instance's heartbeat and purges instances that stopped refreshing.
+/// Refreshes this instance's heartbeat and purges instances that stopped refreshing;
+/// `true` when this instance's counts were rewritten.
 ///
 /// `sockets` is what this instance really holds (connections per user). When `repair` is
 /// set (the previous round failed: the database was unreachable), or when this instance
@@ -49,7 +50,7 @@ pub async fn heartbeat(
     instance: Uuid,
     sockets: &[(Uuid, i32)],
     repair: bool,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     // `xmax = 0` on the returned row: it was inserted, not updated (we had been purged).
     let purged: bool = sqlx::query_scalar(
         "INSERT INTO instances (id) VALUES ($1)
@@ -59,7 +60,8 @@ pub async fn heartbeat(
     .bind(instance)
     .fetch_one(db)
     .await?;
-    if repair || purged {
+    let rewritten = repair || purged;
+    if rewritten {
         rewrite_counts(db, instance, sockets).await?;
     }
     sqlx::query!(
@@ -68,7 +70,7 @@ pub async fn heartbeat(
     )
     .execute(db)
     .await?;
-    Ok(())
+    Ok(rewritten)
 }
 
 /// Sets this instance's presence rows to exactly `sockets`.

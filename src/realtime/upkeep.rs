@@ -33,7 +33,14 @@ pub async fn round(hub: &Hub, db: &PgPool, repair: bool) -> bool {
     let repair = hub.take_presence_missed() || repair;
     let sockets = hub.sockets_per_user();
     match super::presence::heartbeat(db, hub.instance(), &sockets, repair).await {
-        Ok(()) => true,
+        Ok(rewritten) => {
+            if rewritten {
+                // Other instances route frames by these rows: while they were wrong,
+                // frames for this instance's users may have gone elsewhere.
+                hub.resync_all();
+            }
+            true
+        }
         Err(err) => {
             tracing::warn!(error = %err, "presence heartbeat failed; will repair counts");
             false

@@ -26,6 +26,7 @@ mod participations;
 mod protocol;
 mod prototype;
 mod realtime;
+mod routing;
 mod sessions;
 mod tokens;
 mod users;

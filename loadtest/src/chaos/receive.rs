@@ -109,6 +109,15 @@ impl Client<'_> {
                 };
                 let id = n.notification.as_ref().map(|b| b.id);
                 let seq = n.seq.or_else(|| n.notification.and_then(|b| b.seq));
+                // A number already processed, of a notification already had, is what a
+                // client ignores: the overlap of a resume on the same socket (protocol
+                // README), counted as stale like conversation frames.
+                if seq.is_some_and(|s| s <= self.notes.position)
+                    && id.is_some_and(|i| self.notes.ids.contains(&i))
+                {
+                    self.chaos.stale_frames.fetch_add(1, Ordering::Relaxed);
+                    return Action::None;
+                }
                 if self.notes.receive(id, seq) {
                     let delivered = &self.chaos.notifications.delivered;
                     delivered.fetch_add(1, Ordering::Relaxed);
