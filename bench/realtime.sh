@@ -66,7 +66,7 @@ idle() {
   fixture "${USERS:-19000}" 0 "$OUT/fixture-idle.json"
   start_server 18090
   "$LOAD" connect --fixture "$OUT/fixture-idle.json" --url http://127.0.0.1:18090 \
-    --source 127.0.0.1,127.0.0.2 --ramp 1000 --hold "$DURATION" --server-pid "$SERVER_PID" \
+    --source 127.0.0.1,127.0.0.2 --ramp "${RAMP:-1000}" --hold "$DURATION" --server-pid "$SERVER_PID" \
     --out "$OUT/idle.json" || STATUS=1
   stop_servers
 }

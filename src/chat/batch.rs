@@ -68,18 +68,30 @@ pub(super) async fn store_in(
     .fetch_all(&mut *conn)
     .await?;
     // Read once the locks are held: membership and earlier sends are then final.
-    let members = sqlx::query(
-        "SELECT conversation_id, array_agg(user_id ORDER BY user_id) AS members
-         FROM conversation_members WHERE conversation_id = ANY($1) AND left_at IS NULL
-         GROUP BY conversation_id",
+    let mut authors: Vec<Uuid> = requests.iter().map(|r| r.author).collect();
+    authors.sort_unstable();
+    authors.dedup();
+    // Members, and the names of the batch's authors among them, in one round trip.
+    let rows = sqlx::query(
+        "SELECT m.conversation_id, array_agg(m.user_id ORDER BY m.user_id) AS members,
+                array_remove(array_agg(u.id ORDER BY m.user_id), NULL) AS authors,
+                array_remove(array_agg(u.username ORDER BY m.user_id), NULL) AS names
+         FROM conversation_members m
+         LEFT JOIN users u ON u.id = m.user_id AND m.user_id = ANY($2)
+         WHERE m.conversation_id = ANY($1) AND m.left_at IS NULL
+         GROUP BY m.conversation_id",
     )
     .bind(&ids)
+    .bind(&authors)
     .fetch_all(&mut *conn)
     .await?;
-    let mut members: HashMap<Uuid, Vec<Uuid>> = members
-        .into_iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()?;
+    let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::with_capacity(rows.len());
+    let mut names: HashMap<Uuid, String> = HashMap::with_capacity(authors.len());
+    for row in rows {
+        members.insert(row.try_get(0)?, row.try_get(1)?);
+        let (ids, usernames): (Vec<Uuid>, Vec<String>) = (row.try_get(2)?, row.try_get(3)?);
+        names.extend(ids.into_iter().zip(usernames));
+    }
     let mut conversations: HashMap<Uuid, Numbers> = HashMap::with_capacity(locked.len());
     for row in locked {
         let id: Uuid = row.try_get(0)?;
@@ -93,17 +105,6 @@ pub(super) async fn store_in(
             },
         );
     }
-    let mut authors: Vec<Uuid> = requests.iter().map(|r| r.author).collect();
-    authors.sort_unstable();
-    authors.dedup();
-    let names: HashMap<Uuid, String> =
-        sqlx::query("SELECT id, username FROM users WHERE id = ANY($1)")
-            .bind(&authors)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()?;
     let keyed: Vec<(Uuid, Uuid, &str)> = requests
         .iter()
         .filter_map(|r| Some((r.conversation, r.author, r.client_msg_id.as_deref()?)))
