@@ -21,7 +21,7 @@
 
 use std::{
     sync::{
-        Arc, OnceLock,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -30,8 +30,6 @@ use std::{
 use deadpool_redis::redis;
 use futures_util::StreamExt;
 use sqlx::PgPool;
-
-use crate::frames::StreamId;
 use tokio::sync::{broadcast, mpsc};
 use uuid::Uuid;
 
@@ -67,14 +65,6 @@ pub struct Bus {
     inner: Arc<Inner>,
 }
 
-/// This process's connections (the hub), handed deliveries directly by their publisher:
-/// a frame reaches local sockets without a trip through the local channel and another
-/// task, which under load waits its turn behind thousands of socket tasks.
-pub trait LocalSink: Send + Sync {
-    /// Queues `text` for every local connection of `users`, never waiting.
-    fn deliver(&self, users: &[Uuid], event: Option<(StreamId, i64)>, text: &Arc<str>);
-}
-
 struct Inner {
     /// This process: its channel's name, and the `instance_id` of its presence rows.
     instance: Uuid,
@@ -84,8 +74,6 @@ struct Inner {
     /// Where to find which instances hold a user (the presence table); `None` for an
     /// in-process bus.
     directory: Option<PgPool>,
-    /// The hub, once it is started.
-    sink: OnceLock<Arc<dyn LocalSink>>,
     /// For [`Bus::publish_confirmed`]: the pool and this process's origin tag.
     direct: Option<(deadpool_redis::Pool, Arc<str>)>,
     /// A message could not be queued for Redis: the publisher announces a resync.
@@ -121,7 +109,6 @@ impl Bus {
                 local,
                 outbox: None,
                 directory: None,
-                sink: OnceLock::new(),
                 direct: None,
                 overflowed: Arc::default(),
                 subscribed: Arc::default(),
@@ -161,7 +148,6 @@ impl Bus {
                 local,
                 outbox: Some(outbox),
                 directory: Some(directory),
-                sink: OnceLock::new(),
                 direct: Some((pool, origin)),
                 overflowed,
                 subscribed,
@@ -200,27 +186,13 @@ impl Bus {
         self.inner.instance
     }
 
-    /// Attaches this process's connections (once).
-    pub fn attach(&self, sink: Arc<dyn LocalSink>) {
-        let _ = self.inner.sink.set(sink);
-    }
-
-    /// This process's connections, when attached.
-    pub fn local_sink(&self) -> Option<&Arc<dyn LocalSink>> {
-        self.inner.sink.get()
-    }
-
-    /// Publishes to the instances holding a connection of one of `users`, and no other;
-    /// to this one too unless `here` is false (the publisher handed them to the
-    /// [`LocalSink`] itself). Call it after the change it tells is committed: an instance
+    /// Publishes to this instance and to the instances holding a connection of one of
+    /// `users`, and no other. Call it after the change it tells is committed: an instance
     /// that records a connection later reads that change from PostgreSQL when the
     /// connection starts. If the presence table cannot be read, every instance gets it.
-    pub async fn publish_to_users(&self, users: &[Uuid], topic: &str, payload: &str, here: bool) {
+    pub async fn publish_to_users(&self, users: &[Uuid], topic: &str, payload: &str) {
         let (Some(_), Some(db)) = (&self.inner.outbox, &self.inner.directory) else {
-            if here {
-                self.publish(topic, payload).await;
-            }
-            return;
+            return self.publish(topic, payload).await;
         };
         let found = sqlx::query_scalar::<_, Uuid>(
             "SELECT DISTINCT instance_id FROM presence
@@ -231,12 +203,7 @@ impl Bus {
         .fetch_all(db)
         .await;
         let Ok(instances) = found else {
-            let (topic, payload): (Arc<str>, Arc<str>) = (topic.into(), payload.into());
-            self.queue(format!("{CHANNEL_PREFIX}{topic}").into(), payload.clone());
-            if here {
-                let _ = self.inner.local.send(BusEvent::Message { topic, payload });
-            }
-            return;
+            return self.publish(topic, payload).await;
         };
         let (topic, payload): (Arc<str>, Arc<str>) = (topic.into(), payload.into());
         if !instances.is_empty() {
@@ -248,9 +215,7 @@ impl Bus {
                 );
             }
         }
-        if here {
-            let _ = self.inner.local.send(BusEvent::Message { topic, payload });
-        }
+        let _ = self.inner.local.send(BusEvent::Message { topic, payload });
     }
 
     /// Queues a message for Redis (a resync is announced if the queue is full).

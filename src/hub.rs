@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
-    bus::{Bus, BusEvent, LocalSink},
+    bus::{Bus, BusEvent},
     frames::{ResyncScope, ServerFrame, StreamId},
     metrics::Metrics,
 };
@@ -156,7 +156,6 @@ impl Hub {
                 tasks_done: Default::default(),
             }),
         };
-        bus.attach(Arc::new(hub.clone()));
         let mut events = bus.subscribe();
         let dispatcher = hub.clone();
         tokio::spawn(async move {
@@ -405,12 +404,6 @@ impl Hub {
     }
 }
 
-impl LocalSink for Hub {
-    fn deliver(&self, users: &[Uuid], event: Option<(StreamId, i64)>, text: &Arc<str>) {
-        self.send_local(users, event, text);
-    }
-}
-
 /// Announces revoked sessions to every instance (and this one), waiting for Redis to take
 /// the message when it is up: a logout applies at once everywhere.
 pub async fn publish_revoked(bus: &Bus, sessions: &[Uuid]) {
@@ -447,11 +440,7 @@ pub async fn publish(bus: &Bus, deliveries: &[Delivery<'_>]) {
     let at = Some(chrono::Utc::now().timestamp_micros());
     let mut payload = String::new();
     let mut users: Vec<Uuid> = Vec::new();
-    let sink = bus.local_sink();
     for d in deliveries.iter().filter(|d| !d.users.is_empty()) {
-        if let Some(sink) = sink {
-            sink.deliver(d.users, d.event, &Arc::from(d.text));
-        }
         users.extend_from_slice(d.users);
         // Frames are serialised JSON: a raw line break cannot occur in them.
         if d.text.contains('\n') {
@@ -478,7 +467,6 @@ pub async fn publish(bus: &Bus, deliveries: &[Delivery<'_>]) {
     if !payload.is_empty() {
         users.sort_unstable();
         users.dedup();
-        bus.publish_to_users(&users, DELIVER_TOPIC, &payload, sink.is_none())
-            .await;
+        bus.publish_to_users(&users, DELIVER_TOPIC, &payload).await;
     }
 }

@@ -67,7 +67,7 @@ impl AppState {
         let metrics = Arc::new(metrics);
         let hub = Hub::start(&bus, metrics.clone());
         crate::notifications::serve_batches(&bus, db.clone(), hub.clone());
-        let sends = Sender::start(&db, bus.clone(), metrics.clone(), settings.sends)?;
+        let sends = Sender::start(&db, bus.clone(), metrics.clone(), settings.sends);
         let limits = Limiter::new(
             settings.rate_limits.clone(),
             redis.clone(),

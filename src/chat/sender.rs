@@ -16,7 +16,7 @@
 
 use std::sync::{Arc, atomic::Ordering};
 
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -55,48 +55,24 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Starts the writer on a thread of its own, with its own database connection: under
-    /// load the runtime's workers are busy writing to thousands of sockets, and a writer
-    /// task queued behind them would pay that wait at each of its round trips. The thread
-    /// ends when the last handle is dropped.
-    pub fn start(
-        db: &PgPool,
-        bus: Bus,
-        metrics: Arc<Metrics>,
-        settings: SendSettings,
-    ) -> std::io::Result<Self> {
+    /// Starts the writer task. It shares the runtime with the sockets on purpose: after
+    /// each commit it hands the frames to local sockets itself, and waking their tasks
+    /// from a runtime thread is cheap, while a thread of its own paid a cross-thread wake
+    /// per socket (measured: BENCHMARKS.md, issue 13).
+    pub fn start(db: &PgPool, bus: Bus, metrics: Arc<Metrics>, settings: SendSettings) -> Self {
         let capacity = settings.queue.max(1);
         let (queue, jobs) = mpsc::channel(capacity);
-        let options = db.connect_options();
-        let acquire_timeout = db.options().get_acquire_timeout();
-        let writer_metrics = metrics.clone();
-        let batch = settings.batch.max(1);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        std::thread::Builder::new()
-            .name("message-writer".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    // Created here, so that its connection is driven by this thread.
-                    let db = PgPoolOptions::new()
-                        .max_connections(1)
-                        .acquire_timeout(acquire_timeout)
-                        .test_before_acquire(false)
-                        .connect_lazy_with((*options).clone());
-                    let writer = Writer {
-                        db,
-                        bus,
-                        metrics: writer_metrics,
-                    };
-                    writer.run(jobs, batch).await;
-                });
-            })?;
-        Ok(Self {
+        let writer = Writer {
+            db: db.clone(),
+            bus,
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(writer.run(jobs, settings.batch.max(1)));
+        Self {
             queue,
             capacity,
             metrics,
-        })
+        }
     }
 
     /// Sends a message. A retry with the same `client_msg_id` answers the first message
