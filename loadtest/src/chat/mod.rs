@@ -362,6 +362,8 @@ pub async fn run_with(fixture: &Fixture, args: &Args, faults: Faults) -> anyhow:
         resync_required: shared.resyncs.load(Ordering::Relaxed),
         delivery: merged(&shared.delivery),
         ack: merged(&shared.ack),
+        answer: merged(&shared.answer),
+        retried: shared.retried.load(Ordering::Relaxed),
         persisted,
         chaos,
     })

@@ -1,7 +1,8 @@
 //! A participant without chaos: one socket for the whole run; a socket lost is a drop.
 
 use std::{
-    collections::HashMap,
+    cmp::Reverse,
+    collections::{BinaryHeap, HashMap},
     sync::atomic::Ordering,
     time::{Duration, Instant},
 };
@@ -30,11 +31,24 @@ pub(super) async fn participant(
 ) -> Outcome {
     let shard = slot % SHARDS;
     let mut tracks: HashMap<usize, Track> = HashMap::new();
-    let mut pending: HashMap<u64, Instant> = HashMap::new();
+    let mut pending: HashMap<u64, Pending> = HashMap::new();
+    // Refused sends to write again, as a client does after `retry_after`.
+    let mut retries: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
     let mut next_ref = 0u64;
     loop {
+        let next_retry = retries.peek().map(|Reverse((at, _))| *at);
         tokio::select! {
             _ = stop.changed() => break,
+            () = sleep_until(next_retry), if next_retry.is_some() => {
+                let Some(Reverse((_, r))) = retries.pop() else { continue };
+                let Some(p) = pending.get(&r) else { continue };
+                shared.retried.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = ws.send(Message::text(p.frame.clone())).await {
+                    shared.write_failed.fetch_add(1, Ordering::Relaxed);
+                    count(&shared.dropped, format!("write: {e}"));
+                    break;
+                }
+            }
             Some(command) = commands.recv() => {
                 let Command::Send(send) = command else { continue };
                 next_ref += 1;
@@ -42,7 +56,7 @@ pub(super) async fn participant(
                     r#"{{"type":"send","ref":"{next_ref}","conversation_id":"{}","body":"{BODY_PREFIX}{}","client_msg_id":"{slot}-{next_ref}"}}"#,
                     shared.ids[send.conversation], send.due_us
                 );
-                pending.insert(next_ref, Instant::now());
+                pending.insert(next_ref, Pending { sent: Instant::now(), answered: false, frame: frame.clone() });
                 if let Err(e) = ws.send(Message::text(frame)).await {
                     shared.write_failed.fetch_add(1, Ordering::Relaxed);
                     count(&shared.dropped, format!("write: {e}"));
@@ -52,7 +66,7 @@ pub(super) async fn participant(
             }
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
-                    handle(text.as_str(), shared, shard, &mut tracks, &mut pending);
+                    handle(text.as_str(), shared, shard, &mut tracks, &mut pending, &mut retries);
                 }
                 Some(Ok(Message::Close(frame))) => {
                     count(&shared.dropped, format!("closed {}", frame.map_or(1005, |f| u16::from(f.code))));
@@ -79,12 +93,28 @@ pub(super) async fn participant(
     }
 }
 
+/// A send waiting for its ack.
+struct Pending {
+    /// When it was first written.
+    sent: Instant,
+    /// Whether it was answered already (refused, then sent again).
+    answered: bool,
+    frame: String,
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
 fn handle(
     text: &str,
     shared: &Shared,
     shard: usize,
     tracks: &mut HashMap<usize, Track>,
-    pending: &mut HashMap<u64, Instant>,
+    pending: &mut HashMap<u64, Pending>,
+    retries: &mut BinaryHeap<Reverse<(Instant, u64)>>,
 ) {
     let kind = frames::kind(text);
     if kind == "message.created" {
@@ -110,17 +140,37 @@ fn handle(
         else {
             return;
         };
-        shared.record_ack(shard, &ack, sent);
+        if !sent.answered {
+            shared.record_answer(shard, sent.sent);
+        }
+        shared.record_ack(shard, &ack, sent.sent);
     } else if kind == "error" {
         let Ok(refused) = serde_json::from_str::<Refused<'_>>(text) else {
             return;
         };
-        if let Some(r) = refused.reference.and_then(|r| r.parse::<u64>().ok())
-            && pending.remove(&r).is_some()
-        {
-            shared.refused.fetch_add(1, Ordering::Relaxed);
+        let reference = refused
+            .reference
+            .as_deref()
+            .and_then(|r| r.parse::<u64>().ok());
+        let Some((r, p)) = reference.and_then(|r| Some((r, pending.get_mut(&r)?))) else {
+            count(&shared.send_errors, refused.code.into_owned());
+            return;
+        };
+        shared.refused.fetch_add(1, Ordering::Relaxed);
+        if !std::mem::replace(&mut p.answered, true) {
+            shared.record_answer(shard, p.sent);
         }
-        count(&shared.send_errors, refused.code.into_owned());
+        // Refusals that stored nothing are sent again after the delay the server gave,
+        // with the same `client_msg_id`; anything else is an error.
+        match (&*refused.code, refused.retry_after) {
+            ("overloaded" | "rate_limited", Some(secs)) => {
+                retries.push(Reverse((Instant::now() + Duration::from_secs(secs), r)));
+            }
+            _ => {
+                pending.remove(&r);
+                count(&shared.send_errors, refused.code.into_owned());
+            }
+        }
     } else if kind == "resync_required" {
         shared.resyncs.fetch_add(1, Ordering::Relaxed);
     }
@@ -139,6 +189,13 @@ impl Shared {
                 &mut h,
                 Duration::from_micros(now_us().saturating_sub(sent_us)),
             );
+        }
+    }
+
+    /// The first answer (ack or refusal) to a send first written at `sent`.
+    pub(crate) fn record_answer(&self, shard: usize, sent: Instant) {
+        if let Ok(mut h) = self.answer[shard].lock() {
+            report::record(&mut h, sent.elapsed());
         }
     }
 

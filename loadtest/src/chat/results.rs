@@ -43,6 +43,12 @@ pub struct Results {
     pub delivery: Latency,
     /// Send → `ack` at the sender (from the first attempt, in chaos mode).
     pub ack: Latency,
+    /// Send → first answer (ack or refusal), from when the send was first written.
+    #[serde(default)]
+    pub answer: Latency,
+    /// Refused sends sent again after `retry_after` with the same `client_msg_id`.
+    #[serde(default)]
+    pub retried: u64,
     pub persisted: Persisted,
     /// Chaos mode only: what was done to the clients and servers, and what came back.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,6 +85,7 @@ impl Results {
              dropped sockets {:?}; resync_required {}\n\
              send→receive ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\n\
              send→ack ms:     p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}\n\
+             first answer ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2} (ack or refusal; {} refused sends retried)\n\
              persisted: {} of {} conversations end at the last acked message, {} acked messages missing",
             r.conversations,
             r.connected,
@@ -108,6 +115,11 @@ impl Results {
             r.ack.p90_ms,
             r.ack.p99_ms,
             r.ack.max_ms,
+            r.answer.p50_ms,
+            r.answer.p90_ms,
+            r.answer.p99_ms,
+            r.answer.max_ms,
+            r.retried,
             r.persisted.conversations_matching,
             r.persisted.conversations_checked,
             r.persisted.missing_messages,

@@ -52,6 +52,10 @@ pub(crate) struct Shared {
     pub failed: AtomicU64,
     pub delivery: Vec<Mutex<Histogram<u64>>>,
     pub ack: Vec<Mutex<Histogram<u64>>>,
+    /// Send → its first answer, an ack or a refusal (how fast an overloaded server says no).
+    pub answer: Vec<Mutex<Histogram<u64>>>,
+    /// Refused sends sent again after their `retry_after` (same `client_msg_id`).
+    pub retried: AtomicU64,
     pub send_errors: Mutex<BTreeMap<String, u64>>,
     pub connect_failures: Mutex<BTreeMap<String, u64>>,
     pub dropped: Mutex<BTreeMap<String, u64>>,
@@ -82,6 +86,8 @@ impl Shared {
             failed: AtomicU64::new(0),
             delivery: shards(),
             ack: shards(),
+            answer: shards(),
+            retried: AtomicU64::new(0),
             send_errors: Mutex::default(),
             connect_failures: Mutex::default(),
             dropped: Mutex::default(),
