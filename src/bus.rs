@@ -37,7 +37,9 @@ const CHANNEL_PREFIX: &str = "tunelink:";
 /// Prefix of the one channel each instance subscribes to alone (not matched by
 /// `tunelink:*`).
 const INSTANCE_PREFIX: &str = "tunelink-to:";
-const LOCAL_CAPACITY: usize = 4096;
+/// Bus messages this process's consumers may be behind before they must resync: large,
+/// because under a connection storm the dispatcher can wait its turn for a while.
+const LOCAL_CAPACITY: usize = 16_384;
 /// Messages waiting for Redis; beyond, they are dropped (and the others told to resync).
 const OUTBOX_CAPACITY: usize = 8192;
 /// Most messages sent to Redis in one pipeline.

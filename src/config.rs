@@ -127,7 +127,7 @@ impl Default for SendSettings {
     fn default() -> Self {
         Self {
             batch: 256,
-            queue: 1024,
+            queue: 512,
         }
     }
 }
@@ -181,7 +181,7 @@ impl Settings {
             metrics_token: var("METRICS_TOKEN").map(Secret::new),
             sends: SendSettings {
                 batch: parse("SEND_BATCH_MAX", "256")?,
-                queue: parse("SEND_QUEUE_CAPACITY", "1024")?,
+                queue: parse("SEND_QUEUE_CAPACITY", "512")?,
             },
         };
         settings.validate()?;

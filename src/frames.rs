@@ -84,7 +84,8 @@ pub enum ServerFrame {
         reference: Option<String>,
         code: String,
         message: String,
-        /// With `rate_limited`: seconds to wait before sending that kind of frame again.
+        /// With `rate_limited` or `overloaded`: seconds to wait before sending that kind of
+        /// frame again (nothing was stored).
         #[serde(skip_serializing_if = "Option::is_none", default)]
         retry_after: Option<u64>,
     },

@@ -103,6 +103,12 @@ impl AppState {
         work.await
     }
 
+    /// Whether socket work is queueing for the database (every turn taken): a connection
+    /// storm. Presence announcements are shed then, before anything that must be stored.
+    pub fn socket_db_busy(&self) -> bool {
+        self.socket_db.available_permits() == 0
+    }
+
     /// A turn to use the database for socket work.
     async fn socket_db_turn(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         // Sockets wait their turn a little longer than requests wait for a connection: the

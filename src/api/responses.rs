@@ -128,7 +128,7 @@ fn describe(status: u16) -> &'static str {
         422 => "Invalid fields, one entry per field in `errors` (`validation_failed`).",
         429 => "Too many requests; see `Retry-After` (`rate_limited`).",
         503 => {
-            "A dependency (the database) is unavailable or the server is busy; retry after `Retry-After` seconds (`service_unavailable`)."
+            "A dependency (the database) is unavailable (`service_unavailable`), or the server is at capacity and refused the work at once, storing nothing (`overloaded`, message sends); retry after `Retry-After` seconds."
         }
         _ => "Unexpected error, logged with the request id (`internal_error`).",
     }

@@ -84,6 +84,21 @@ impl Sender {
         body: &str,
         client_msg_id: Option<&str>,
     ) -> Result<Sent, ApiError> {
+        self.submit(author, conversation, body, client_msg_id)?
+            .await
+    }
+
+    /// Queues a send and returns at once: checked and queued (its answer comes when its
+    /// batch commits), or refused (`overloaded` when the writer is full, or a bad field).
+    /// Sends are stored in the order they were submitted, so a socket can submit its
+    /// client's sends one after another without waiting for each answer.
+    pub fn submit(
+        &self,
+        author: Uuid,
+        conversation: Uuid,
+        body: &str,
+        client_msg_id: Option<&str>,
+    ) -> Result<impl Future<Output = Result<Sent, ApiError>> + Send + 'static, ApiError> {
         // Everything that could fail one row is checked here, before the batch: a bad
         // input must never roll back other people's messages.
         let body = parse_body(body).map_err(|e| ApiError::validation(vec![e]))?;
@@ -124,9 +139,11 @@ impl Sender {
                 return Err(ApiError::unavailable("The server is shutting down."));
             }
         }
-        answered
-            .await
-            .unwrap_or_else(|_| Err(ApiError::unavailable("The message writer stopped.")))
+        Ok(async move {
+            answered
+                .await
+                .unwrap_or_else(|_| Err(ApiError::unavailable("The message writer stopped.")))
+        })
     }
 
     /// How full the queue is, from 0 to 1: ephemeral work (typing, presence) is shed

@@ -329,20 +329,26 @@ async fn read(
                     reply(state, user.id, conn, &error_frame(Some(reference), &err));
                     continue;
                 }
-                // The message writer has its own connection and its own bounded queue: no
-                // socket database turn to wait for (a full queue refuses at once).
-                let sent = Box::pin(state.sends.send(
-                    user.id,
-                    conversation_id,
-                    &body,
-                    client_msg_id.as_deref(),
-                ))
-                .await;
-                let answer = match sent {
-                    Ok((message, _)) => ServerFrame::Ack { reference, message },
-                    Err(err) => error_frame(Some(reference), &err),
-                };
-                reply(state, user.id, conn, &answer);
+                // Queued for the message writer (its own bounded queue: a full one refuses
+                // at once), and answered when its batch commits, while this reader goes on
+                // with the client's next frames: sends are stored in the order queued.
+                let submitted =
+                    state
+                        .sends
+                        .submit(user.id, conversation_id, &body, client_msg_id.as_deref());
+                match submitted {
+                    Ok(answer) => {
+                        let (state, user) = (state.clone(), user.id);
+                        tokio::spawn(async move {
+                            let frame = match answer.await {
+                                Ok((message, _)) => ServerFrame::Ack { reference, message },
+                                Err(err) => error_frame(Some(reference), &err),
+                            };
+                            reply(&state, user, conn, &frame);
+                        });
+                    }
+                    Err(err) => reply(state, user.id, conn, &error_frame(Some(reference), &err)),
+                }
             }
             ClientFrame::Read {
                 conversation_id,

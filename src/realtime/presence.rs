@@ -157,10 +157,11 @@ pub async fn connected(
         uncount(state, user).await?;
         return Ok(None);
     }
-    // Under load the announcement and the contacts' snapshot are shed before messages
-    // (nothing recorded as announced, so nothing goes wrong later): clients read
+    // Under load (messages queueing, or sockets queueing for the database in a
+    // connection storm) the announcement and the contacts' snapshot are shed before
+    // messages (nothing recorded as announced, so nothing goes wrong later): clients read
     // presence again when they next connect.
-    if state.sends.shedding() {
+    if state.sends.shedding() || state.socket_db_busy() {
         return Ok(Some(Vec::new()));
     }
     let people = contacts(&state.db, user).await?;

@@ -56,7 +56,7 @@ pub(super) async fn participant(
                     r#"{{"type":"send","ref":"{next_ref}","conversation_id":"{}","body":"{BODY_PREFIX}{}","client_msg_id":"{slot}-{next_ref}"}}"#,
                     shared.ids[send.conversation], send.due_us
                 );
-                pending.insert(next_ref, Pending { sent: Instant::now(), answered: false, frame: frame.clone() });
+                pending.insert(next_ref, Pending { sent: Instant::now(), refusals: 0, frame: frame.clone() });
                 if let Err(e) = ws.send(Message::text(frame)).await {
                     shared.write_failed.fetch_add(1, Ordering::Relaxed);
                     count(&shared.dropped, format!("write: {e}"));
@@ -97,8 +97,8 @@ pub(super) async fn participant(
 struct Pending {
     /// When it was first written.
     sent: Instant,
-    /// Whether it was answered already (refused, then sent again).
-    answered: bool,
+    /// How often it was refused (and sent again).
+    refusals: u32,
     frame: String,
 }
 
@@ -140,7 +140,7 @@ fn handle(
         else {
             return;
         };
-        if !sent.answered {
+        if sent.refusals == 0 {
             shared.record_answer(shard, sent.sent);
         }
         shared.record_ack(shard, &ack, sent.sent);
@@ -157,14 +157,19 @@ fn handle(
             return;
         };
         shared.refused.fetch_add(1, Ordering::Relaxed);
-        if !std::mem::replace(&mut p.answered, true) {
+        if p.refusals == 0 {
             shared.record_answer(shard, p.sent);
         }
-        // Refusals that stored nothing are sent again after the delay the server gave,
-        // with the same `client_msg_id`; anything else is an error.
+        p.refusals += 1;
+        // Refusals that stored nothing are sent again with the same `client_msg_id`, as
+        // the protocol README asks: after at least the delay the server gave, doubling at
+        // each new refusal (up to 16 times), spread by up to a quarter so that refused
+        // clients do not all come back at once.
         match (&*refused.code, refused.retry_after) {
             ("overloaded" | "rate_limited", Some(secs)) => {
-                retries.push(Reverse((Instant::now() + Duration::from_secs(secs), r)));
+                let base = Duration::from_secs(secs.max(1)) * (1 << (p.refusals - 1).min(4));
+                let spread = base / 4 * u32::try_from(r % 101).unwrap_or(0) / 100;
+                retries.push(Reverse((Instant::now() + base + spread, r)));
             }
             _ => {
                 pending.remove(&r);
