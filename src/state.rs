@@ -1,6 +1,12 @@
 //! The application state shared by every handler: a cheap-to-clone handle.
 
-use std::{ops::Deref, sync::Arc};
+use std::{
+    ops::Deref,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use sqlx::PgPool;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -44,6 +50,9 @@ pub struct Inner {
     /// timing out collapses, while this queue is fair and cheap. It holds three quarters of
     /// the pool's connections, so that requests over HTTP still find some.
     socket_db: Arc<Semaphore>,
+    /// Its size, and how much socket work is waiting for a turn.
+    socket_db_turns: usize,
+    socket_db_waiting: AtomicUsize,
     /// Rate limits, shared across instances through Redis when it is configured.
     pub limits: Limiter,
     pub metrics: Arc<Metrics>,
@@ -73,9 +82,8 @@ impl AppState {
             redis.clone(),
             settings.rate_limit_redis_prefix.clone(),
         );
-        let socket_db = Arc::new(Semaphore::new(
-            (settings.database_max_connections as usize * 3 / 4).max(1),
-        ));
+        let socket_db_turns = (settings.database_max_connections as usize * 3 / 4).max(1);
+        let socket_db = Arc::new(Semaphore::new(socket_db_turns));
         Ok(Self(Arc::new(Inner {
             settings,
             db,
@@ -88,6 +96,8 @@ impl AppState {
             hub,
             sends,
             socket_db,
+            socket_db_turns,
+            socket_db_waiting: Default::default(),
             limits,
             metrics,
         })))
@@ -103,10 +113,11 @@ impl AppState {
         work.await
     }
 
-    /// Whether socket work is queueing for the database (every turn taken): a connection
-    /// storm. Presence announcements are shed then, before anything that must be stored.
+    /// Whether socket work is queueing for the database (at least as much waiting as
+    /// there are turns): a connection storm. Presence announcements are shed then, before
+    /// anything that must be stored.
     pub fn socket_db_busy(&self) -> bool {
-        self.socket_db.available_permits() == 0
+        self.socket_db_waiting.load(Ordering::Relaxed) >= self.socket_db_turns
     }
 
     /// A turn to use the database for socket work.
@@ -114,12 +125,33 @@ impl AppState {
         // Sockets wait their turn a little longer than requests wait for a connection: the
         // queue is fair, and a refused socket only comes back to queue again.
         let wait = self.settings.database_acquire_timeout.max(SOCKET_DB_WAIT);
-        match tokio::time::timeout(wait, self.socket_db.clone().acquire_owned()).await {
+        let turn = {
+            // Counted while waiting, even if the wait is abandoned (the socket closed).
+            let _waiting = Waiting::new(&self.socket_db_waiting);
+            tokio::time::timeout(wait, self.socket_db.clone().acquire_owned()).await
+        };
+        match turn {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(ApiError::unavailable(
                 "The database is busy; please retry shortly.",
             )),
         }
+    }
+}
+
+/// One more waiter until dropped.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
