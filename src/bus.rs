@@ -20,9 +20,10 @@
 //! derived from them (from PostgreSQL).
 
 use std::{
+    collections::HashMap,
     sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -30,7 +31,7 @@ use std::{
 use deadpool_redis::redis;
 use futures_util::StreamExt;
 use sqlx::PgPool;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use uuid::Uuid;
 
 const CHANNEL_PREFIX: &str = "tunelink:";
@@ -51,6 +52,11 @@ const RESYNC_TOPIC: &str = "_resync";
 const PING_EVERY: Duration = Duration::from_secs(5);
 const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a confirmed publish waits for its own echo from Redis.
+const ECHO_WAIT: Duration = Duration::from_secs(1);
+
+/// Confirmed publishes waiting for their echo, by number.
+type Echoes = Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>;
 
 #[derive(Debug, Clone)]
 pub enum BusEvent {
@@ -76,6 +82,9 @@ struct Inner {
     /// Where to find which instances hold a user (the presence table); `None` for an
     /// in-process bus.
     directory: Option<PgPool>,
+    /// Confirmed publishes waiting for their echo, and the next number to give one.
+    echoes: Echoes,
+    next_echo: AtomicU64,
     /// For [`Bus::publish_confirmed`]: the pool and this process's origin tag.
     direct: Option<(deadpool_redis::Pool, Arc<str>)>,
     /// A message could not be queued for Redis: the publisher announces a resync.
@@ -111,6 +120,8 @@ impl Bus {
                 local,
                 outbox: None,
                 directory: None,
+                echoes: Echoes::default(),
+                next_echo: AtomicU64::new(0),
                 direct: None,
                 overflowed: Arc::default(),
                 subscribed: Arc::default(),
@@ -128,6 +139,7 @@ impl Bus {
         let origin: Arc<str> = instance.simple().to_string().into();
         let (local, _) = broadcast::channel(LOCAL_CAPACITY);
         let (outbox, queue) = mpsc::channel(OUTBOX_CAPACITY);
+        let echoes = Echoes::default();
         let overflowed = Arc::new(AtomicBool::new(false));
         let subscribed = Arc::new(AtomicBool::new(false));
         let tasks = vec![
@@ -142,6 +154,7 @@ impl Bus {
                 origin.clone(),
                 local.clone(),
                 subscribed.clone(),
+                echoes.clone(),
             )),
         ];
         Ok(Self {
@@ -150,6 +163,8 @@ impl Bus {
                 local,
                 outbox: Some(outbox),
                 directory: Some(directory),
+                echoes: echoes.clone(),
+                next_echo: AtomicU64::new(0),
                 direct: Some((pool, origin)),
                 overflowed,
                 subscribed,
@@ -232,9 +247,12 @@ impl Bus {
 
 impl Bus {
     /// Publishes like [`Bus::publish`], but when Redis is up, returns only once Redis has
-    /// handed the message to every instance's subscription (bounded by a timeout): for
-    /// what must take effect at once everywhere, such as a revoked session. With Redis
-    /// down it does not wait (instances then trust no cache built on the bus).
+    /// handed the message to every instance's subscription and this instance's own
+    /// subscription has read it back (bounded by timeouts): for what must take effect at
+    /// once everywhere, such as a revoked session. Redis writes a message to every
+    /// subscriber in one pass, so by the time the echo is read here the other instances
+    /// hold it too. With Redis down it does not wait (instances then trust no cache built
+    /// on the bus).
     pub async fn publish_confirmed(&self, topic: &str, payload: &str) {
         let Some((pool, origin)) = &self.inner.direct else {
             return self.publish(topic, payload).await;
@@ -242,16 +260,27 @@ impl Bus {
         if self.redis_link() != RedisLink::Up {
             return self.publish(topic, payload).await;
         }
+        let number = self.inner.next_echo.fetch_add(1, Ordering::Relaxed);
+        let (echo_tx, echo) = oneshot::channel();
+        if let Ok(mut waiting) = self.inner.echoes.lock() {
+            waiting.insert(number, echo_tx);
+        }
         let sent = tokio::time::timeout(REDIS_TIMEOUT, async {
             let mut conn = pool.get().await.map_err(anyhow::Error::from)?;
             redis::cmd("PUBLISH")
                 .arg(format!("{CHANNEL_PREFIX}{topic}"))
-                .arg(format!("{origin}|{payload}"))
+                .arg(format!("{origin}#{number}|{payload}"))
                 .query_async::<i64>(&mut conn)
                 .await?;
             Ok::<_, anyhow::Error>(())
         })
         .await;
+        if matches!(sent, Ok(Ok(()))) {
+            let _ = tokio::time::timeout(ECHO_WAIT, echo).await;
+        }
+        if let Ok(mut waiting) = self.inner.echoes.lock() {
+            waiting.remove(&number);
+        }
         match sent {
             Ok(Ok(())) => {
                 let (topic, payload): (Arc<str>, Arc<str>) = (topic.into(), payload.into());
@@ -312,6 +341,7 @@ async fn subscribe_forever(
     origin: Arc<str>,
     local: broadcast::Sender<BusEvent>,
     subscribed: Arc<AtomicBool>,
+    echoes: Echoes,
 ) {
     let mut backoff = Duration::from_millis(100);
     let mut logged = false;
@@ -324,7 +354,7 @@ async fn subscribe_forever(
                 subscribed.store(true, Ordering::Relaxed);
                 // Anything published while we were away is lost: tell consumers.
                 let _ = local.send(BusEvent::Resync);
-                listen(pubsub, &origin, &local).await;
+                listen(pubsub, &origin, &local, &echoes).await;
                 subscribed.store(false, Ordering::Relaxed);
                 tracing::warn!("redis subscriber disconnected; this instance serves alone");
             }
@@ -356,7 +386,12 @@ async fn connect(client: &redis::Client, origin: &str) -> anyhow::Result<redis::
 }
 
 /// Forwards other instances' messages until the connection fails or stops answering pings.
-async fn listen(pubsub: redis::aio::PubSub, origin: &str, local: &broadcast::Sender<BusEvent>) {
+async fn listen(
+    pubsub: redis::aio::PubSub,
+    origin: &str,
+    local: &broadcast::Sender<BusEvent>,
+    echoes: &Echoes,
+) {
     let (mut sink, mut messages) = pubsub.split();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -364,7 +399,7 @@ async fn listen(pubsub: redis::aio::PubSub, origin: &str, local: &broadcast::Sen
         tokio::select! {
             msg = messages.next() => {
                 let Some(msg) = msg else { return };
-                if let Some(event) = decode(&msg, origin) {
+                if let Some(event) = decode(&msg, origin, echoes) {
                     let _ = local.send(event);
                 }
             }
@@ -378,8 +413,9 @@ async fn listen(pubsub: redis::aio::PubSub, origin: &str, local: &broadcast::Sen
     }
 }
 
-/// A message from another instance as a local event; `None` for our own or a foreign one.
-fn decode(msg: &redis::Msg, origin: &str) -> Option<BusEvent> {
+/// A message from another instance as a local event; `None` for our own (the echo of a
+/// confirmed publish is handed to its waiter) or a foreign one.
+fn decode(msg: &redis::Msg, origin: &str, echoes: &Echoes) -> Option<BusEvent> {
     let channel = msg.get_channel_name();
     let raw = msg.get_payload::<String>().ok()?;
     if channel.starts_with(INSTANCE_PREFIX) {
@@ -396,7 +432,20 @@ fn decode(msg: &redis::Msg, origin: &str) -> Option<BusEvent> {
         return (raw != origin).then_some(BusEvent::Resync);
     }
     let (from, payload) = raw.split_once('|')?;
-    (from != origin).then(|| BusEvent::Message {
+    // `origin` or, for a confirmed publish, `origin#number`.
+    let (sender, echo) = match from.split_once('#') {
+        Some((sender, number)) => (sender, number.parse::<u64>().ok()),
+        None => (from, None),
+    };
+    if sender == origin {
+        if let Some(number) = echo
+            && let Some(waiter) = echoes.lock().ok().and_then(|mut w| w.remove(&number))
+        {
+            let _ = waiter.send(());
+        }
+        return None;
+    }
+    Some(BusEvent::Message {
         topic: topic.into(),
         payload: payload.into(),
     })

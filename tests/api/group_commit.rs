@@ -7,15 +7,11 @@
 use std::{collections::HashMap, time::Duration};
 
 use serde_json::{Value, json};
-use tunelink::{
-    config::{Secret, SendSettings},
-    limits::RateLimits,
-};
+use tunelink::{config::SendSettings, limits::RateLimits};
 
 use crate::{
     helpers::{
-        OwnRedis, TestApp, User, all_pages, free_port, redis_up, spawn_app, spawn_sibling_with,
-        spawn_with, start_conversation,
+        TestApp, User, all_pages, pair_unthrottled, spawn_app, spawn_with, start_conversation,
     },
     ws::Ws,
 };
@@ -90,20 +86,7 @@ async fn rest_sender(
 
 #[tokio::test]
 async fn concurrent_sends_on_two_instances_are_gapless_once_each_and_in_each_senders_order() {
-    let redis = OwnRedis::start(free_port()).await;
-    let url = redis.url();
-    let one = spawn_with(|s| {
-        s.redis_url = Some(Secret::new(url.clone()));
-        s.rate_limits = RateLimits::off();
-    })
-    .await;
-    let two = spawn_sibling_with(&one, |s| {
-        s.redis_url = Some(Secret::new(url.clone()));
-        s.rate_limits = RateLimits::off();
-    })
-    .await;
-    redis_up(&one).await;
-    redis_up(&two).await;
+    let (_redis, one, two) = pair_unthrottled().await;
 
     let mut users = Vec::new();
     for i in 0..SENDERS {

@@ -497,6 +497,25 @@ pub async fn pair_with(adjust: impl FnOnce(&mut Settings)) -> (OwnRedis, TestApp
     (redis, one, two)
 }
 
+/// Two instances as [`pair_with`], with every rate limit off on both (load-like tests).
+pub async fn pair_unthrottled() -> (OwnRedis, TestApp, TestApp) {
+    let redis = OwnRedis::start(free_port()).await;
+    let url = redis.url();
+    let one = spawn_with(|s| {
+        s.redis_url = Some(Secret::new(url.clone()));
+        s.rate_limits = RateLimits::off();
+    })
+    .await;
+    let two = spawn_sibling_with(&one, |s| {
+        s.redis_url = Some(Secret::new(url.clone()));
+        s.rate_limits = RateLimits::off();
+    })
+    .await;
+    redis_up(&one).await;
+    redis_up(&two).await;
+    (redis, one, two)
+}
+
 /// A free TCP port on 127.0.0.1 (free when asked; servers started on it bind it next).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

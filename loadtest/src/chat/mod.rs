@@ -297,8 +297,9 @@ pub async fn run_with(fixture: &Fixture, args: &Args, faults: Faults) -> anyhow:
                 && sent + not_sent >= issued
                 && n.delivered.load(Ordering::Relaxed) >= n.expected_total()
         } else {
+            // Answered for good: a refused send that will be sent again is not.
             let answered =
-                shared.acked.load(Ordering::Relaxed) + shared.refused.load(Ordering::Relaxed);
+                shared.acked.load(Ordering::Relaxed) + shared.given_up.load(Ordering::Relaxed);
             sent + not_sent + shared.write_failed.load(Ordering::Relaxed) >= issued
                 && answered >= sent
         };

@@ -173,6 +173,7 @@ fn handle(
             }
             _ => {
                 pending.remove(&r);
+                shared.given_up.fetch_add(1, Ordering::Relaxed);
                 count(&shared.send_errors, refused.code.into_owned());
             }
         }

@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     pub answer: Vec<Mutex<Histogram<u64>>>,
     /// Refused sends sent again after their `retry_after` (same `client_msg_id`).
     pub retried: AtomicU64,
+    /// Refusals that end a send (not retried): with the acks, the sends answered for good.
+    pub given_up: AtomicU64,
     pub send_errors: Mutex<BTreeMap<String, u64>>,
     pub connect_failures: Mutex<BTreeMap<String, u64>>,
     pub dropped: Mutex<BTreeMap<String, u64>>,
@@ -88,6 +90,7 @@ impl Shared {
             ack: shards(),
             answer: shards(),
             retried: AtomicU64::new(0),
+            given_up: AtomicU64::new(0),
             send_errors: Mutex::default(),
             connect_failures: Mutex::default(),
             dropped: Mutex::default(),
