@@ -38,11 +38,9 @@ pub use super::batch::Sent;
 /// Seconds a refused sender is told to wait.
 const RETRY_AFTER_SECS: u64 = 1;
 
+/// A queued send: what to store, and where its answer goes.
 struct Job {
-    author: Uuid,
-    conversation: Uuid,
-    body: String,
-    client_msg_id: Option<String>,
+    request: Request,
     answer: oneshot::Sender<Result<Sent, ApiError>>,
 }
 
@@ -121,10 +119,12 @@ impl Sender {
         }
         let (answer, answered) = oneshot::channel();
         let job = Job {
-            author,
-            conversation,
-            body,
-            client_msg_id: client_msg_id.map(str::to_owned),
+            request: Request {
+                author,
+                conversation,
+                body,
+                client_msg_id: client_msg_id.map(str::to_owned),
+            },
             answer,
         };
         match self.queue.try_send(job) {
@@ -148,7 +148,7 @@ impl Sender {
 
     /// How full the queue is, from 0 to 1: ephemeral work (typing, presence) is shed
     /// before messages when it passes one half.
-    pub fn pressure(&self) -> f64 {
+    fn pressure(&self) -> f64 {
         let waiting = self.capacity.saturating_sub(self.queue.capacity());
         waiting as f64 / self.capacity as f64
     }
@@ -191,31 +191,31 @@ impl Writer {
     /// an unavailable database, each send is retried alone, so that one cannot fail the
     /// others.
     async fn store_batch(&self, jobs: Vec<Job>) {
-        let requests: Vec<Request> = jobs.iter().map(Request::from).collect();
+        let (requests, answers): (Vec<Request>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.request, j.answer)).unzip();
         match self.store(&requests).await {
             Ok(stored) => {
                 publish(&self.bus, &stored).await;
-                for (job, outcome) in jobs.into_iter().zip(stored.outcomes) {
-                    let _ = job.answer.send(outcome);
+                for (answer, outcome) in answers.into_iter().zip(stored.outcomes) {
+                    let _ = answer.send(outcome);
                 }
             }
-            Err(err) if jobs.len() > 1 && err.code != ErrorCode::ServiceUnavailable => {
-                tracing::warn!(error = %err, sends = jobs.len(), "a batch of sends failed; storing each alone");
-                for job in jobs {
-                    let request = [Request::from(&job)];
-                    let outcome = match self.store(&request).await {
+            Err(err) if requests.len() > 1 && err.code != ErrorCode::ServiceUnavailable => {
+                tracing::warn!(error = %err, sends = requests.len(), "a batch of sends failed; storing each alone");
+                for (request, answer) in requests.iter().zip(answers) {
+                    let outcome = match self.store(std::slice::from_ref(request)).await {
                         Ok(mut stored) => {
                             publish(&self.bus, &stored).await;
                             stored.outcomes.pop().unwrap_or_else(|| Err(not_found()))
                         }
                         Err(err) => Err(err),
                     };
-                    let _ = job.answer.send(outcome);
+                    let _ = answer.send(outcome);
                 }
             }
             Err(err) => {
-                for job in jobs {
-                    let _ = job.answer.send(Err(copy(&err)));
+                for answer in answers {
+                    let _ = answer.send(Err(copy(&err)));
                 }
             }
         }
@@ -232,17 +232,6 @@ impl Writer {
             .messages_stored
             .fetch_add(stored.frames.len() as u64, Ordering::Relaxed);
         Ok(stored)
-    }
-}
-
-impl From<&Job> for Request {
-    fn from(j: &Job) -> Self {
-        Self {
-            author: j.author,
-            conversation: j.conversation,
-            body: j.body.clone(),
-            client_msg_id: j.client_msg_id.clone(),
-        }
     }
 }
 
