@@ -1,43 +1,125 @@
-//! One WebSocket connection: authentication, then a reader (client frames, here) and a
-//! writer (`writer.rs`) that stop each other.
+//! One WebSocket connection: authentication, then one task that reads the client's frames
+//! (`incoming.rs`) and writes what is queued for it (`writer.rs`) until either side stops.
+//!
+//! Tens of thousands of sockets are idle at any time, so an idle connection is kept
+//! small: one task, one timer for all its deadlines, a mailbox with no buffer until a
+//! frame arrives (`hub::Mailbox`), and the work a client frame starts boxed only while
+//! it runs.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, pin::Pin, sync::Arc, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use poem::web::websocket::{CloseCode, Message, WebSocketStream};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{
     presence,
-    sync::Sync,
-    writer::{HEARTBEAT, Sink, Writer, text},
+    sync::{Membership, Sync},
+    writer::{HEARTBEAT, RESUME_WINDOW, text},
 };
 use crate::{
-    auth::{CurrentUser, authenticate},
+    auth::authenticate,
     bus::RedisLink,
-    chat::{self, store},
+    chat,
     error::{ApiError, ErrorCode},
     limits::{Key, Limit},
     state::AppState,
 };
 use crate::{
-    frames::{ClientFrame, MAX_REF_BYTES, PROTOCOL_VERSION, ServerFrame},
-    hub::{Kill, Outgoing, close},
+    frames::{ClientFrame, PROTOCOL_VERSION, ServerFrame},
+    hub::{Mailbox, Outgoing, close},
 };
 
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// A peer silent this long (no frame, no pong) is dead.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// Queued items written before one flush.
+const BATCH: usize = 64;
+
+/// Work a client frame started that must finish before the next frame is read (so that
+/// a client's frames are handled in order), while queued frames keep being written.
+pub(super) type Busy = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A connection once authenticated and registered.
+pub(super) struct Connection {
+    pub state: AppState,
+    pub user: Uuid,
+    /// Its id in the hub.
+    pub id: u64,
+    pub ws: WebSocketStream,
+    pub mailbox: Arc<Mailbox>,
+    pub sync: Sync,
+    /// The memberships read when the connection started: a first `resume` uses them.
+    pub seed: Option<Vec<Membership>>,
+    /// Work of the last client frame, still running.
+    pub busy: Option<Busy>,
+    /// When this connection last sent typing to each conversation.
+    pub typing_at: HashMap<Uuid, Instant>,
+    /// Whether the client's first frame is still to come.
+    pub first: bool,
+    pub deadlines: Deadlines,
+}
+
+/// Everything this connection must do at a given time, served by one timer.
+pub(super) struct Deadlines {
+    pub heartbeat: Instant,
+    /// The access token expires.
+    pub expiry: Instant,
+    /// Silent since too long.
+    pub idle: Instant,
+    /// Live frames held for a `resume` are released (while holding).
+    pub window: Instant,
+    /// A frame past a gap waits for the missing one until then.
+    pub gap: Option<Instant>,
+}
+
+impl Deadlines {
+    fn next(&self, holding: bool) -> Instant {
+        let mut next = self.heartbeat.min(self.expiry).min(self.idle);
+        if holding {
+            next = next.min(self.window);
+        }
+        self.gap.map_or(next, |g| next.min(g))
+    }
+}
 
 /// Runs a connection to its end. `header_token` comes from `Authorization: Bearer`.
-pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Option<String>) {
+pub fn serve(
+    state: AppState,
+    socket: WebSocketStream,
+    header_token: Option<String>,
+) -> impl Future<Output = ()> + Send {
     // Shutdown waits for this task to end, its presence removed.
-    let _task = state.hub.task();
-    let (mut sink, mut stream) = socket.split();
+    let task = state.hub.task();
+    // Opening is boxed, outside the connection's own future: its queries and what it
+    // was given are done with once the connection runs, and must not make every idle
+    // connection's task larger.
+    let opening = Box::pin(open(state, socket, header_token));
+    async move {
+        let _task = task;
+        let Some(mut connection) = opening.await else {
+            return;
+        };
+        connection.run().await;
+        let Connection {
+            state, user, id, ..
+        } = connection;
+        state.hub.unregister(user, id);
+        Box::pin(presence::disconnected(state, user)).await;
+    }
+}
+
+/// Authenticates and registers a connection, and greets its client; `None` when it was
+/// refused (the socket then closed with the reason).
+async fn open(
+    state: AppState,
+    mut ws: WebSocketStream,
+    header_token: Option<String>,
+) -> Option<Connection> {
     let token = match header_token {
         Some(t) => Some(t),
-        None => match tokio::time::timeout(AUTH_TIMEOUT, stream.next()).await {
+        None => match tokio::time::timeout(AUTH_TIMEOUT, ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => match ClientFrame::parse(&t) {
                 Ok(ClientFrame::Auth { token }) => Some(token),
                 _ => None,
@@ -46,14 +128,11 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
         },
     };
     let Some(token) = token else {
-        refuse(
-            &mut sink,
-            close::UNAUTHENTICATED,
-            "send a bearer token first",
-        )
-        .await;
-        return;
+        refuse(&mut ws, close::UNAUTHENTICATED, "send a bearer token first").await;
+        return None;
     };
+    // Each step's futures are boxed, so that only one is held at a time: thousands of
+    // sockets may be opening at once (a reconnect storm).
     let checked = state
         .with_socket_db(Box::pin(authenticate(
             &state.tokens,
@@ -77,20 +156,21 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
                 ),
                 _ => (close::UNAUTHENTICATED, "authentication failed"),
             };
-            let _ = sink
+            let _ = ws
                 .send(Message::Text(
                     text(&error_frame(None, &err)).unwrap_or_default(),
                 ))
                 .await;
-            refuse(&mut sink, code, reason).await;
-            return;
+            refuse(&mut ws, code, reason).await;
+            return None;
         }
     };
+    drop(token);
     // Each socket opened updates presence: openings are limited per user, and so are the
     // sockets open at once (counted in PostgreSQL's presence, on every instance).
     if let Err(err) = Box::pin(state.limits.check(Limit::Connects, Key::user(user.id))).await {
-        too_many(&mut sink, &err).await;
-        return;
+        too_many(&mut ws, &err).await;
+        return None;
     }
     let max = state.settings.rate_limits.max_connections_per_user;
     let announced = state
@@ -105,20 +185,16 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
                 format!("At most {max} sockets may be open at once; close one first."),
             );
             err.retry_after = Some(HEARTBEAT.as_secs());
-            too_many(&mut sink, &err).await;
-            return;
+            too_many(&mut ws, &err).await;
+            return None;
         }
         // Other instances find this one through its presence rows: a socket they cannot
         // find would miss their frames, so with Redis it is refused until presence works.
         Err(err) if state.bus.redis_link() != RedisLink::Disabled => {
             tracing::warn!(error = %err, "presence unavailable; socket refused");
-            refuse(
-                &mut sink,
-                close::TRY_AGAIN_LATER,
-                "service unavailable; reconnect shortly",
-            )
-            .await;
-            return;
+            let reason = "service unavailable; reconnect shortly";
+            refuse(&mut ws, close::TRY_AGAIN_LATER, reason).await;
+            return None;
         }
         Err(err) => {
             tracing::warn!(error = %err, "presence unavailable");
@@ -126,76 +202,182 @@ pub async fn serve(state: AppState, socket: WebSocketStream, header_token: Optio
             Vec::new()
         }
     };
-    let (id, rx, kill) = state.hub.register(user.id, user.session_id);
+    let (id, mailbox) = state.hub.register(user.id, user.session_id);
     // What the user belongs to, read once registered: every frame committed after this
     // reaches the connection, every frame before is the client's to resume.
     let seed = state
-        .with_socket_db(chat::log::memberships(&state.db, user.id))
+        .with_socket_db(Box::pin(chat::log::memberships(&state.db, user.id)))
         .await;
-    let Ok((memberships, notifications)) = seed else {
-        state.hub.unregister(user.id, id);
-        refuse(
-            &mut sink,
-            close::TRY_AGAIN_LATER,
-            "service unavailable; reconnect shortly",
-        )
-        .await;
-        Box::pin(presence::disconnected(state, user.id)).await;
-        return;
+    let greeted = match seed {
+        Ok(seed) => {
+            let ready = ServerFrame::Ready {
+                protocol: PROTOCOL_VERSION,
+                user_id: user.id,
+                session_id: user.session_id,
+                heartbeat_secs: HEARTBEAT.as_secs(),
+            };
+            let sent = ws.send(Message::Text(text(&ready).unwrap_or_default()));
+            sent.await.is_ok().then_some(seed)
+        }
+        Err(_) => {
+            let reason = "service unavailable; reconnect shortly";
+            refuse(&mut ws, close::TRY_AGAIN_LATER, reason).await;
+            None
+        }
     };
-    let sync = Sync::new(&memberships, notifications);
-    let ready = ServerFrame::Ready {
-        protocol: PROTOCOL_VERSION,
-        user_id: user.id,
-        session_id: user.session_id,
-        heartbeat_secs: HEARTBEAT.as_secs(),
-    };
-    if sink
-        .send(Message::Text(text(&ready).unwrap_or_default()))
-        .await
-        .is_err()
-    {
+    let Some((memberships, notifications)) = greeted else {
         state.hub.unregister(user.id, id);
         Box::pin(presence::disconnected(state, user.id)).await;
-        return;
+        return None;
+    };
+    for frame in &contacts {
+        reply(&state, user.id, id, frame);
     }
-    let writer = Writer {
-        state: state.clone(),
-        user: user.id,
-        sink,
-        sync,
+    let now = Instant::now();
+    let until_expiry = u64::try_from(expires_at - chrono::Utc::now().timestamp()).unwrap_or(0);
+    Some(Connection {
+        sync: Sync::new(&memberships, notifications),
         seed: Some(memberships),
-        kill: kill.clone(),
-        expires_at,
-    };
-    let writer = tokio::spawn(writer.run(rx));
-    contacts.iter().for_each(|f| reply(&state, user.id, id, f));
-    read(&state, &user, &mut stream, &kill, id).await;
-    kill.close(1000, "closed");
-    let _ = writer.await;
-    state.hub.unregister(user.id, id);
-    Box::pin(presence::disconnected(state, user.id)).await;
+        state,
+        user: user.id,
+        id,
+        ws,
+        mailbox,
+        busy: None,
+        typing_at: HashMap::new(),
+        first: true,
+        deadlines: Deadlines {
+            heartbeat: now + HEARTBEAT,
+            expiry: now + Duration::from_secs(until_expiry),
+            idle: now + IDLE_TIMEOUT,
+            window: now + RESUME_WINDOW,
+            gap: None,
+        },
+    })
 }
 
-async fn refuse(sink: &mut Sink, code: u16, reason: &str) {
-    let _ = sink
+impl Connection {
+    /// Reads the client's frames and writes what is queued for it, until one side stops;
+    /// then says why in a close frame.
+    async fn run(&mut self) {
+        let mailbox = self.mailbox.clone();
+        let timer = tokio::time::sleep_until(self.deadlines.next(true));
+        tokio::pin!(timer);
+        let mut items = Vec::new();
+        loop {
+            let ok = tokio::select! {
+                taken = mailbox.recv(&mut items, BATCH) => {
+                    // Closed: by the hub (slow, revoked, shutdown) or a deadline.
+                    if taken.is_none() {
+                        break;
+                    }
+                    let mut ok = true;
+                    for item in items.drain(..) {
+                        ok = ok && self.dispatch(item).await;
+                    }
+                    // A burst's buffer is not kept by an idle connection.
+                    if items.capacity() > 8 {
+                        items = Vec::new();
+                    }
+                    ok
+                }
+                () = async {
+                    if let Some(work) = self.busy.as_mut() {
+                        work.await;
+                    }
+                }, if self.busy.is_some() => {
+                    self.busy = None;
+                    true
+                }
+                incoming = self.ws.next(), if self.busy.is_none() => match incoming {
+                    Some(Ok(message)) => {
+                        self.deadlines.idle = Instant::now() + IDLE_TIMEOUT;
+                        self.on_message(message)
+                    }
+                    // The peer left.
+                    None | Some(Err(_)) => false,
+                },
+                // Boxed: timers are rare, and their work (a gap filled from PostgreSQL)
+                // must not make every connection's task larger.
+                () = &mut timer => Box::pin(self.on_time()).await,
+            };
+            if !ok {
+                mailbox.close(1000, "closed");
+                break;
+            }
+            // Writes queued by tungstenite (a pong, a batch) go out now.
+            if self.ws.flush().await.is_err() {
+                mailbox.close(1006, "write failed");
+                break;
+            }
+            if self.sync.has_gaps() && self.deadlines.gap.is_none() {
+                self.deadlines.gap = Some(Instant::now() + super::writer::GAP_WAIT);
+            }
+            let next = self.deadlines.next(self.sync.is_holding());
+            if next < timer.deadline() || timer.is_elapsed() {
+                timer.as_mut().reset(next);
+            }
+        }
+        let (code, reason) = mailbox.reason();
+        let close = Message::Close(Some((CloseCode::from(code), reason.to_owned())));
+        let _ = self.ws.send(close).await;
+        let _ = self.ws.close().await;
+    }
+
+    /// Whatever is due now; `false` when the connection must end.
+    async fn on_time(&mut self) -> bool {
+        let now = Instant::now();
+        let d = &mut self.deadlines;
+        if now >= d.expiry {
+            let reason = "access token expired; reconnect with a fresh one";
+            self.mailbox.close(close::TOKEN_EXPIRED, reason);
+            return false;
+        }
+        if now >= d.idle {
+            self.mailbox
+                .close(close::HEARTBEAT_TIMEOUT, "no sign of life");
+            return false;
+        }
+        if now >= d.heartbeat {
+            d.heartbeat = now + HEARTBEAT;
+            if self.ws.feed(Message::Ping(Vec::new())).await.is_err() {
+                return false;
+            }
+        }
+        if d.gap.is_some_and(|g| now >= g) {
+            d.gap = None;
+            let actions = self.sync.expire_gaps();
+            if !self.carry_out(actions).await {
+                return false;
+            }
+        }
+        if self.sync.is_holding() && now >= self.deadlines.window {
+            let actions = self.go_live();
+            return self.carry_out(actions).await;
+        }
+        true
+    }
+}
+
+async fn refuse(ws: &mut WebSocketStream, code: u16, reason: &str) {
+    let _ = ws
         .send(Message::Close(Some((
             CloseCode::from(code),
             reason.to_owned(),
         ))))
         .await;
-    let _ = sink.close().await;
+    let _ = ws.close().await;
 }
 
 /// Refuses a socket over the user's limits: an error frame saying when to retry, then 4029.
-async fn too_many(sink: &mut Sink, err: &ApiError) {
+async fn too_many(ws: &mut WebSocketStream, err: &ApiError) {
     if let Some(t) = text(&error_frame(None, err)) {
-        let _ = sink.send(Message::Text(t)).await;
+        let _ = ws.send(Message::Text(t)).await;
     }
-    refuse(sink, close::TOO_MANY_CONNECTIONS, "too many connections").await;
+    refuse(ws, close::TOO_MANY_CONNECTIONS, "too many connections").await;
 }
 
-fn error_frame(reference: Option<String>, err: &ApiError) -> ServerFrame {
+pub(super) fn error_frame(reference: Option<String>, err: &ApiError) -> ServerFrame {
     let code = poem_openapi::types::ToJSON::to_json(&err.code)
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| format!("{:?}", err.code));
@@ -211,9 +393,9 @@ fn error_frame(reference: Option<String>, err: &ApiError) -> ServerFrame {
     }
 }
 
-/// Answers to this connection go through the hub's queue like every other frame, so the
-/// writer stays the only one touching the socket.
-fn reply(state: &AppState, user: Uuid, conn: u64, frame: &ServerFrame) {
+/// Answers to this connection go through its mailbox like every other frame, so that
+/// they keep their place among the frames queued before them.
+pub(super) fn reply(state: &AppState, user: Uuid, conn: u64, frame: &ServerFrame) {
     if let Some(t) = text(frame) {
         state.hub.send_to_connection(
             user,
@@ -223,206 +405,5 @@ fn reply(state: &AppState, user: Uuid, conn: u64, frame: &ServerFrame) {
                 text: Arc::from(t),
             },
         );
-    }
-}
-
-/// Refuses a client frame.
-fn invalid(state: &AppState, user: Uuid, conn: u64, code: &str, message: String) {
-    let frame = ServerFrame::Error {
-        reference: None,
-        code: code.into(),
-        message,
-        retry_after: None,
-    };
-    reply(state, user, conn, &frame);
-}
-
-async fn read(
-    state: &AppState,
-    user: &CurrentUser,
-    stream: &mut futures_util::stream::SplitStream<WebSocketStream>,
-    kill: &Kill,
-    conn: u64,
-) {
-    let mut typing_at: HashMap<Uuid, tokio::time::Instant> = HashMap::new();
-    let mut first = true;
-    loop {
-        let next = tokio::select! {
-            () = kill.token.cancelled() => return,
-            next = tokio::time::timeout(IDLE_TIMEOUT, stream.next()) => next,
-        };
-        let message = match next {
-            Err(_) => {
-                kill.close(close::HEARTBEAT_TIMEOUT, "no sign of life");
-                return;
-            }
-            Ok(None) | Ok(Some(Err(_))) => return,
-            Ok(Some(Ok(m))) => m,
-        };
-        state
-            .metrics
-            .frames_in
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let raw = match message {
-            Message::Text(t) => t,
-            Message::Close(_) => return,
-            // Pings are answered by the library; any frame proves the peer alive.
-            Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Binary(_) => {
-                invalid(
-                    state,
-                    user.id,
-                    conn,
-                    "invalid_frame",
-                    "frames are JSON text".into(),
-                );
-                continue;
-            }
-        };
-        let frame = match ClientFrame::parse(&raw) {
-            Ok(f) => f,
-            Err(err) => {
-                let message = format!("not a protocol frame: {err}");
-                invalid(state, user.id, conn, "invalid_frame", message);
-                continue;
-            }
-        };
-        if frame.reference().is_some_and(|r| r.len() > MAX_REF_BYTES) {
-            let message = format!("ref must be at most {MAX_REF_BYTES} bytes");
-            invalid(state, user.id, conn, "invalid_frame", message);
-            continue;
-        }
-        if let Some(field) = frame.negative_number() {
-            let message = format!("{field}: event numbers are 0 or more");
-            invalid(state, user.id, conn, "validation_failed", message);
-            continue;
-        }
-        if std::mem::take(&mut first) && !matches!(frame, ClientFrame::Resume { .. }) {
-            state.hub.send_to_connection(user.id, conn, Outgoing::Live);
-        }
-        match frame {
-            ClientFrame::Auth { .. } => reply(
-                state,
-                user.id,
-                conn,
-                &ServerFrame::Error {
-                    reference: None,
-                    code: "already_authenticated".into(),
-                    message: "this connection is already authenticated".into(),
-                    retry_after: None,
-                },
-            ),
-            ClientFrame::Ping { reference } => {
-                reply(state, user.id, conn, &ServerFrame::Pong { reference });
-            }
-            ClientFrame::Send {
-                reference,
-                conversation_id,
-                body,
-                client_msg_id,
-            } => {
-                // Shared with REST sends, so through Redis when configured: a send costs a
-                // PostgreSQL transaction anyway, one more round trip is small beside it.
-                if let Err(err) =
-                    Box::pin(state.limits.check(Limit::Messages, Key::user(user.id))).await
-                {
-                    reply(state, user.id, conn, &error_frame(Some(reference), &err));
-                    continue;
-                }
-                // Queued for the message writer (its own bounded queue: a full one refuses
-                // at once), and answered when its batch commits, while this reader goes on
-                // with the client's next frames: sends are stored in the order queued.
-                let submitted =
-                    state
-                        .sends
-                        .submit(user.id, conversation_id, &body, client_msg_id.as_deref());
-                match submitted {
-                    Ok(answer) => {
-                        let (state, user) = (state.clone(), user.id);
-                        tokio::spawn(async move {
-                            let frame = match answer.await {
-                                Ok((message, _)) => ServerFrame::Ack { reference, message },
-                                Err(err) => error_frame(Some(reference), &err),
-                            };
-                            reply(&state, user, conn, &frame);
-                        });
-                    }
-                    Err(err) => reply(state, user.id, conn, &error_frame(Some(reference), &err)),
-                }
-            }
-            ClientFrame::Read {
-                conversation_id,
-                seq,
-            } => {
-                let marked = state
-                    .with_socket_db(Box::pin(store::mark_read(
-                        &state.db,
-                        &state.bus,
-                        user.id,
-                        conversation_id,
-                        seq,
-                    )))
-                    .await;
-                if let Err(err) = marked {
-                    reply(state, user.id, conn, &error_frame(None, &err));
-                }
-            }
-            ClientFrame::Typing { conversation_id } => {
-                let now = tokio::time::Instant::now();
-                if typing_at
-                    .get(&conversation_id)
-                    .is_some_and(|t| now.duration_since(*t) < TYPING_EVERY)
-                {
-                    continue;
-                }
-                // Per process only, no Redis round trip per typing frame (README, "Rate
-                // limits"): typing is ephemeral and cheap to drop.
-                if let Err(err) = state.limits.check_local(Limit::Typing, Key::user(user.id)) {
-                    reply(state, user.id, conn, &error_frame(None, &err));
-                    continue;
-                }
-                // Typing is shed first when messages are queueing up.
-                if state.sends.shedding() {
-                    let err = chat::sender::overloaded();
-                    reply(state, user.id, conn, &error_frame(None, &err));
-                    continue;
-                }
-                typing_at.insert(conversation_id, now);
-                let members = state
-                    .with_socket_db(Box::pin(store::members(&state.db, conversation_id)))
-                    .await;
-                match members {
-                    Ok(members) if members.iter().any(|m| m.user_id == user.id) => {
-                        let others = members
-                            .into_iter()
-                            .map(|m| m.user_id)
-                            .filter(|u| *u != user.id)
-                            .collect();
-                        let frame = ServerFrame::Typing {
-                            conversation_id,
-                            user_id: user.id,
-                        };
-                        Box::pin(chat::deliver(&state.bus, others, frame)).await;
-                    }
-                    Ok(_) => reply(
-                        state,
-                        user.id,
-                        conn,
-                        &error_frame(None, &ApiError::not_found("Conversation")),
-                    ),
-                    Err(err) => reply(state, user.id, conn, &error_frame(None, &err)),
-                }
-            }
-            ClientFrame::Resume {
-                conversations,
-                notifications,
-            } => {
-                let resume = Outgoing::Resume {
-                    conversations,
-                    notifications,
-                };
-                state.hub.send_to_connection(user.id, conn, resume);
-            }
-        }
     }
 }

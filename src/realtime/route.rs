@@ -15,11 +15,12 @@ use crate::state::AppState;
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// Socket buffers sized for tens of thousands of connections: tungstenite's defaults are
-/// 128 KiB to read and 128 KiB to write, per socket. A frame larger than the read buffer
-/// grows it as needed; most client frames are well under 2 KiB.
+/// 128 KiB to read and 128 KiB to write, per socket. The read buffer is filled (and so
+/// paid for) whole on every socket; a frame larger than it grows it as needed, and most
+/// client frames are a few hundred bytes.
 pub fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(2 * 1024)
+        .read_buffer_size(512)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(1024 * 1024)
         .max_message_size(Some(MAX_FRAME_BYTES))

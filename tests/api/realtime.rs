@@ -277,7 +277,7 @@ async fn logout_and_expiry_end_the_socket() {
 
 #[tokio::test]
 async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
-    // This test floods on purpose (1,500 messages in seconds): far over any sane limit.
+    // This test floods on purpose (3,000 messages in seconds): far over any sane limit.
     let app = spawn_with(|s| s.rate_limits.messages_per_user = tunelink::limits::Rule::OFF).await;
     let (nina, miles, slow) = (
         app.register("nina").await,
@@ -297,8 +297,10 @@ async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
     let mut fast = Ws::connect(&app, &miles.access).await;
     // A tiny receive buffer, and this client never reads: the server's queue fills up.
     let mut stalled = Ws::open(&app, Some(&slow.access), Some(2048)).await;
-    // Enough data (about 6 MB) to fill the kernel's socket buffers and then the queue.
-    let total = 1500;
+    // Enough data (about 12 MB) to fill the kernel's socket buffers (up to 4 MiB to send
+    // on loopback, `tcp_wmem`), tungstenite's write buffer (1 MiB) and then the queue
+    // (256 frames of 4 KB): 6 MB was borderline.
+    let total = 3000;
     let reader = tokio::spawn(async move {
         let got = fast
             .drain(&["message.created"], Duration::from_secs(3))

@@ -13,16 +13,20 @@
 use std::{
     collections::HashMap,
     sync::{
-        Arc, Mutex, RwLock,
+        Arc, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+mod mailbox;
+
+pub use mailbox::{Mailbox, Outgoing, QUEUE_CAPACITY, Resume};
 
 use crate::{
     bus::{Bus, BusEvent},
@@ -30,8 +34,6 @@ use crate::{
     metrics::Metrics,
 };
 
-/// Frames a connection may have waiting before it counts as a slow consumer.
-pub const QUEUE_CAPACITY: usize = 256;
 /// Bus topic carrying ids of revoked sessions (a JSON array).
 pub const REVOKED_TOPIC: &str = "sessions_revoked";
 /// Bus topic carrying deliveries (headers and frames, a line each).
@@ -51,54 +53,11 @@ pub mod close {
     pub const TOO_MANY_CONNECTIONS: u16 = 4029;
 }
 
-/// What a connection's writer receives.
-pub enum Outgoing {
-    /// A frame, serialised once for every recipient; `event` is its stream and number
-    /// (conversation events, notifications), used to drop duplicates and fill gaps.
-    Frame {
-        event: Option<(StreamId, i64)>,
-        text: Arc<str>,
-    },
-    /// Replay what was missed after these numbers (from the reader's `resume`).
-    Resume {
-        conversations: HashMap<Uuid, i64>,
-        notifications: Option<i64>,
-    },
-    /// The client's first frame was not `resume`: release held live frames.
-    Live,
-}
-
-/// Why a connection must end; the first reason given wins.
-#[derive(Default)]
-pub struct Kill {
-    pub token: CancellationToken,
-    reason: Mutex<Option<(u16, &'static str)>>,
-}
-
-impl Kill {
-    pub fn close(&self, code: u16, reason: &'static str) {
-        if let Ok(mut r) = self.reason.lock()
-            && r.is_none()
-        {
-            *r = Some((code, reason));
-        }
-        self.token.cancel();
-    }
-
-    pub fn reason(&self) -> (u16, &'static str) {
-        self.reason
-            .lock()
-            .ok()
-            .and_then(|r| *r)
-            .unwrap_or((1000, "closed"))
-    }
-}
-
+/// A connection of this process.
 struct Registered {
     id: u64,
     session: Uuid,
-    tx: mpsc::Sender<Outgoing>,
-    kill: Arc<Kill>,
+    mailbox: Arc<Mailbox>,
 }
 
 #[derive(Default)]
@@ -191,7 +150,7 @@ impl Hub {
         self.inner.shutdown.cancel();
         for conns in self.read().values() {
             for c in conns {
-                c.kill
+                c.mailbox
                     .close(close::GOING_AWAY, "server shutting down; reconnect");
             }
         }
@@ -222,24 +181,19 @@ impl Hub {
         tokio::time::timeout(grace, wait).await.is_ok()
     }
 
-    pub fn register(
-        &self,
-        user: Uuid,
-        session: Uuid,
-    ) -> (u64, mpsc::Receiver<Outgoing>, Arc<Kill>) {
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let kill = Arc::new(Kill::default());
+    /// Registers a connection: its id, and the mailbox its frames are queued in.
+    pub fn register(&self, user: Uuid, session: Uuid) -> (u64, Arc<Mailbox>) {
+        let mailbox = Arc::new(Mailbox::default());
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut conns) = self.inner.conns.write() {
             conns.entry(user).or_default().push(Registered {
                 id,
                 session,
-                tx,
-                kill: kill.clone(),
+                mailbox: mailbox.clone(),
             });
         }
         self.inner.counters.open.fetch_add(1, Ordering::Relaxed);
-        (id, rx, kill)
+        (id, mailbox)
     }
 
     pub fn unregister(&self, user: Uuid, id: u64) {
@@ -258,23 +212,7 @@ impl Hub {
     pub fn send_to_connection(&self, user: Uuid, id: u64, item: Outgoing) {
         let conns = self.read();
         if let Some(c) = conns.get(&user).into_iter().flatten().find(|c| c.id == id) {
-            match c.tx.try_send(item) {
-                Ok(()) => {
-                    self.inner
-                        .counters
-                        .frames_out
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.inner
-                        .counters
-                        .slow_consumers
-                        .fetch_add(1, Ordering::Relaxed);
-                    c.kill
-                        .close(close::SLOW_CONSUMER, "too slow: frames were piling up");
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
-            }
+            self.queue(c, item);
         }
     }
 
@@ -295,28 +233,33 @@ impl Hub {
     }
 
     fn offer(&self, c: &Registered, event: Option<(StreamId, i64)>, text: &Arc<str>) {
-        match c.tx.try_send(Outgoing::Frame {
+        let item = Outgoing::Frame {
             event,
             text: text.clone(),
-        }) {
+        };
+        self.queue(c, item);
+    }
+
+    /// Queues an item for a connection; a full queue cuts it as a slow consumer.
+    fn queue(&self, c: &Registered, item: Outgoing) {
+        match c.mailbox.push(item) {
             Ok(()) => {
                 self.inner
                     .counters
                     .frames_out
                     .fetch_add(1, Ordering::Relaxed);
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !c.kill.token.is_cancelled() {
+            Err(mailbox::Full) => {
+                if !c.mailbox.is_closed() {
                     self.inner
                         .counters
                         .slow_consumers
                         .fetch_add(1, Ordering::Relaxed);
                     tracing::info!(connection = c.id, "slow consumer disconnected");
                 }
-                c.kill
+                c.mailbox
                     .close(close::SLOW_CONSUMER, "too slow: frames were piling up");
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
@@ -362,7 +305,7 @@ impl Hub {
         let sessions: std::collections::HashSet<&Uuid> = sessions.iter().collect();
         for conns in self.read().values() {
             for c in conns.iter().filter(|c| sessions.contains(&c.session)) {
-                c.kill.close(close::SESSION_REVOKED, "session revoked");
+                c.mailbox.close(close::SESSION_REVOKED, "session revoked");
             }
         }
     }
