@@ -113,6 +113,8 @@ pub struct Metrics {
     pub send_batch_time: Histogram,
     /// Sends refused at once because the writer's queue was full.
     pub sends_overloaded: AtomicU64,
+    /// Batches that failed as a whole (their sends were then stored one by one).
+    pub send_batch_failures: AtomicU64,
 }
 
 /// Numbers read from elsewhere when scraped.
@@ -140,6 +142,7 @@ impl Metrics {
             send_batches: AtomicU64::new(0),
             send_batch_time: Histogram::new(LAG_BUCKETS),
             sends_overloaded: AtomicU64::new(0),
+            send_batch_failures: AtomicU64::new(0),
         }
     }
 
@@ -305,6 +308,13 @@ impl Metrics {
             "counter",
             "Sends refused at once because the message writer's queue was full.",
             self.sends_overloaded.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "tunelink_message_batch_failures_total",
+            "counter",
+            "Batches of sends that failed as a whole (a deadlock, a bad row) and were stored again send by send.",
+            self.send_batch_failures.load(Ordering::Relaxed),
         );
 
         family(

@@ -62,7 +62,7 @@ pub(super) async fn store_in(
     // two writers (two instances) wait for each other instead of deadlocking.
     let locked = sqlx::query(
         "SELECT id, last_message_seq, last_event_seq FROM conversations
-         WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+         WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
     )
     .bind(&ids)
     .fetch_all(&mut *conn)

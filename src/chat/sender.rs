@@ -201,6 +201,9 @@ impl Writer {
                 }
             }
             Err(err) if requests.len() > 1 && err.code != ErrorCode::ServiceUnavailable => {
+                self.metrics
+                    .send_batch_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %err, sends = requests.len(), "a batch of sends failed; storing each alone");
                 for (request, answer) in requests.iter().zip(answers) {
                     let outcome = match self.store(std::slice::from_ref(request)).await {

@@ -132,7 +132,7 @@ pub(super) async fn lock_for(
         ConversationRow,
         r#"SELECT id, kind AS "kind: Kind", title, created_by, last_message_seq, last_event_seq,
                   last_activity_at, created_at
-           FROM conversations WHERE id = $1 FOR UPDATE"#,
+           FROM conversations WHERE id = $1 FOR NO KEY UPDATE"#,
         id
     )
     .fetch_optional(&mut *conn)

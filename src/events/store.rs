@@ -240,7 +240,7 @@ pub async fn adjust_participants(
 /// Locks the event's row for the rest of the transaction: every change to its participants
 /// goes through this lock, so counts and capacity checks cannot race.
 pub async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Option<EventRow>, ApiError> {
-    sqlx::query!("SELECT id FROM events WHERE id = $1 FOR UPDATE", id)
+    sqlx::query!("SELECT id FROM events WHERE id = $1 FOR NO KEY UPDATE", id)
         .fetch_optional(&mut *conn)
         .await?;
     fetch(&mut *conn, id, None).await

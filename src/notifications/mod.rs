@@ -123,7 +123,7 @@ pub async fn create(
     Ok(sqlx::query_as!(
         NotificationRow,
         r#"WITH locked AS (
-               SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR UPDATE),
+               SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE),
            numbered AS (
                UPDATE users u SET last_notification_seq = u.last_notification_seq + 1
                FROM locked WHERE u.id = locked.id
@@ -152,7 +152,7 @@ pub async fn announce_to_all(
     let batch = Uuid::new_v4();
     let created = sqlx::query_scalar!(
         r#"WITH locked AS (
-               SELECT id FROM users WHERE deactivated_at IS NULL ORDER BY id FOR UPDATE),
+               SELECT id FROM users WHERE deactivated_at IS NULL ORDER BY id FOR NO KEY UPDATE),
            numbered AS (
                UPDATE users u SET last_notification_seq = u.last_notification_seq + 1
                FROM locked WHERE u.id = locked.id

@@ -313,3 +313,71 @@ async fn a_bad_key_is_refused_before_the_batch_and_names_its_field() {
         .await;
     assert_eq!(fine.ok(201)["seq"], 1);
 }
+
+/// Announcements to everyone lock every account while batches of sends insert messages
+/// whose authors' rows the foreign key check locks too. Both must lock only what they
+/// change (`FOR NO KEY UPDATE`, which a foreign key check does not wait for): with
+/// `FOR UPDATE`, two writers on two instances deadlocked under load, PostgreSQL killed one,
+/// an announcement answered 500 and a batch of sends had to be stored again one by one.
+#[tokio::test]
+async fn announcements_to_everyone_never_deadlock_with_batches_of_sends() {
+    let app = spawn_with(|s| s.rate_limits = RateLimits::off()).await;
+    let boss = app.register("boss").await;
+    crate::helpers::make_admin(&app, &boss).await;
+    let mut senders = Vec::new();
+    for i in 0..12 {
+        senders.push(app.register(&format!("sender{i}")).await);
+    }
+    // A crowd, so that an announcement's locks take a while to sweep every account.
+    sqlx::query("INSERT INTO users (username) SELECT 'crowd' || g FROM generate_series(1, 5000) g")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let others: Vec<&User> = senders.iter().collect();
+    let conv = start_conversation(&app, &boss, &others, Some("Busy")).await;
+    let path = format!("/api/v1/conversations/{conv}/messages");
+    const ROUNDS: usize = 30;
+    let (app, path) = (&app, &path);
+    let announcing = async {
+        let mut answers = Vec::new();
+        for i in 0..ROUNDS {
+            let body = json!({"all": true, "title": format!("News {i}"), "body": "Read me."});
+            answers.push(
+                app.post("/api/v1/notifications", boss.token(), body)
+                    .await
+                    .status,
+            );
+        }
+        answers
+    };
+    let sending = futures_util::future::join_all(senders.iter().map(|user| async move {
+        let mut answers = Vec::new();
+        for i in 0..ROUNDS {
+            let body = json!({"body": format!("{} {i}", user.email)});
+            answers.push(app.post(path, user.token(), body).await.status);
+        }
+        answers
+    }));
+    let (announced, sent) = tokio::join!(announcing, sending);
+    assert!(
+        announced.iter().all(|s| *s == 201),
+        "every announcement stored: {announced:?}"
+    );
+    for answers in sent {
+        assert!(
+            answers.iter().all(|s| *s == 201),
+            "every send stored: {answers:?}"
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, (12 * ROUNDS) as i64);
+    let (_, metrics) = crate::metrics::scrape(app, None).await;
+    let failed = crate::metrics::sample(&metrics, "tunelink_message_batch_failures_total");
+    assert_eq!(
+        failed, 0.0,
+        "no batch failed (PostgreSQL found no deadlock)"
+    );
+}

@@ -13,7 +13,7 @@ use crate::{
     ws::Ws,
 };
 
-async fn scrape(app: &TestApp, token: Option<&str>) -> (u16, String) {
+pub async fn scrape(app: &TestApp, token: Option<&str>) -> (u16, String) {
     let mut req = app.raw(Method::GET, "/metrics");
     if let Some(token) = token {
         req = req.bearer_auth(token);
@@ -28,7 +28,7 @@ async fn scrape(app: &TestApp, token: Option<&str>) -> (u16, String) {
 }
 
 /// The value of the sample line that starts with `series` (name and labels).
-fn sample(text: &str, series: &str) -> f64 {
+pub fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
