@@ -3,7 +3,7 @@
 //! it after commit) are in `commands.rs`.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::{
@@ -54,17 +54,17 @@ pub struct MemberRow {
     pub last_read_seq: i64,
 }
 
-struct MessageRow {
-    id: Uuid,
-    conversation_id: Uuid,
-    seq: i64,
-    author_id: Uuid,
-    author_username: String,
-    body: Option<String>,
-    client_msg_id: Option<String>,
-    created_at: DateTime<Utc>,
-    edited_at: Option<DateTime<Utc>>,
-    deleted_at: Option<DateTime<Utc>>,
+pub(super) struct MessageRow {
+    pub(super) id: Uuid,
+    pub(super) conversation_id: Uuid,
+    pub(super) seq: i64,
+    pub(super) author_id: Uuid,
+    pub(super) author_username: String,
+    pub(super) body: Option<String>,
+    pub(super) client_msg_id: Option<String>,
+    pub(super) created_at: DateTime<Utc>,
+    pub(super) edited_at: Option<DateTime<Utc>>,
+    pub(super) deleted_at: Option<DateTime<Utc>>,
 }
 
 impl From<MessageRow> for MessageData {
@@ -360,97 +360,5 @@ pub async fn read_by(
     .collect())
 }
 
-/// History, newest first before `before`, or oldest first after `after`.
-pub async fn history(
-    db: impl PgExecutor<'_>,
-    conversation: Uuid,
-    before: Option<i64>,
-    after: Option<i64>,
-    fetch: i64,
-) -> Result<Vec<MessageData>, ApiError> {
-    let rows = sqlx::query_as!(
-        MessageRow,
-        "SELECT m.id, m.conversation_id, m.seq, m.author_id, u.username AS author_username, m.body,
-                m.client_msg_id, m.created_at, m.edited_at, m.deleted_at
-         FROM messages m JOIN users u ON u.id = m.author_id
-         WHERE m.conversation_id = $1
-           AND ($2::bigint IS NULL OR m.seq < $2)
-           AND ($3::bigint IS NULL OR m.seq > $3)
-         ORDER BY CASE WHEN $3::bigint IS NULL THEN -m.seq ELSE m.seq END
-         LIMIT $4",
-        conversation,
-        before,
-        after,
-        fetch
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(MessageData::from).collect())
-}
-
-/// A conversation in the list: with its last message and my unread count.
-pub struct Summary {
-    pub conversation: ConversationRow,
-    pub last_message: Option<MessageData>,
-    pub unread: i64,
-    pub last_read_seq: i64,
-}
-
-pub type ListKey = (DateTime<Utc>, Uuid);
-
-/// `user`'s conversations (or just `only`), most recent activity first.
-pub async fn list(
-    db: &PgPool,
-    user: Uuid,
-    only: Option<Uuid>,
-    after: Option<&ListKey>,
-    fetch: i64,
-) -> Result<Vec<Summary>, ApiError> {
-    let rows = sqlx::query!(
-        r#"SELECT c.id, c.kind AS "kind: Kind", c.title, c.created_by, c.last_message_seq,
-                  c.last_event_seq, c.last_activity_at, c.created_at, m.last_read_seq,
-                  (SELECT count(*) FROM messages x
-                   WHERE x.conversation_id = c.id AND x.seq > m.last_read_seq
-                     AND x.author_id <> $1 AND x.deleted_at IS NULL) AS "unread!",
-                  (SELECT x.id FROM messages x WHERE x.conversation_id = c.id
-                   ORDER BY x.seq DESC LIMIT 1) AS last_message_id
-           FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
-           WHERE m.user_id = $1 AND m.left_at IS NULL
-             AND ($2::timestamptz IS NULL OR (c.last_activity_at, c.id) < ($2, $3))
-             AND ($5::uuid IS NULL OR c.id = $5)
-           ORDER BY c.last_activity_at DESC, c.id DESC
-           LIMIT $4"#,
-        user,
-        after.map(|a| a.0),
-        after.map(|a| a.1),
-        fetch,
-        only
-    )
-    .fetch_all(db)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let last_message = match r.last_message_id {
-            Some(id) => Some(message_by_id(db, id).await?),
-            None => None,
-        };
-        out.push(Summary {
-            conversation: ConversationRow {
-                id: r.id,
-                kind: r.kind,
-                title: r.title,
-                created_by: r.created_by,
-                last_message_seq: r.last_message_seq,
-                last_event_seq: r.last_event_seq,
-                last_activity_at: r.last_activity_at,
-                created_at: r.created_at,
-            },
-            last_message,
-            unread: r.unread,
-            last_read_seq: r.last_read_seq,
-        });
-    }
-    Ok(out)
-}
-
 pub use super::commands::{add_member, change_message, create, mark_read, remove_member, rename};
+pub use super::pages::{ListKey, Summary, history, list};

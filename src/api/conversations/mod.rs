@@ -252,8 +252,9 @@ impl ConversationsApi {
                 ApiError::field("after", "value_error", "use before or after, not both").into(),
             );
         }
-        store::conversation_for(&state.db, auth.0.id, id.0).await?;
-        let rows = store::history(&state.db, id.0, before, after, page.fetch()).await?;
+        let rows = store::history(&state.db, auth.0.id, id.0, before, after, page.fetch())
+            .await?
+            .ok_or_else(|| ApiError::not_found("Conversation"))?;
         let forward = after.is_some();
         let (rows, _) = page.finish(rows, |m| m.seq);
         let next_cursor = (rows.len() == page.limit as usize)
