@@ -20,8 +20,9 @@ REDIS_PORT=16391
 mkdir -p "$OUT"
 export SQLX_OFFLINE=true RUST_LOG=${RUST_LOG:-warn} JWT_SECRET=${JWT_SECRET:-hetic}
 export DATABASE_URL="$BASE/$DB" RATE_LIMITS=off
-cargo build -q --release --bin tunelink
-BIN=target/release/tunelink
+# BIN=… measures another build (for a before/after); by default, this tree's.
+[ -n "${BIN:-}" ] || cargo build -q --release --bin tunelink
+BIN=${BIN:-target/release/tunelink}
 SERVER=
 cleanup() {
   [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null || true
@@ -61,6 +62,15 @@ for i in $(seq 1 100); do
     "$URL/api/v1/conversations/$CONV/messages" -d "{\"body\":\"message $i\"}"
 done
 USER=$(psql "$DATABASE_URL" -tAc "SELECT id FROM users WHERE username LIKE 'musician%' ORDER BY id LIMIT 1")
+# 20 more conversations (groups with two seeded musicians), one message each: a page of
+# the conversation list shows 21, each with its last message and unread count.
+psql "$DATABASE_URL" -tAc "SELECT id FROM users WHERE username LIKE 'musician%' ORDER BY id OFFSET 1 LIMIT 40" |
+  paste -d' ' - - | while read -r a b; do
+    c=$(curl -fsS -H "$AUTH" -H 'content-type: application/json' "$URL/api/v1/conversations" \
+      -d "{\"participant_ids\":[\"$a\",\"$b\"],\"title\":\"band $a\"}" | json "['data']['id']")
+    curl -fsS -o /dev/null -H "$AUTH" -H 'content-type: application/json' \
+      "$URL/api/v1/conversations/$c/messages" -d '{"body":"hello"}'
+  done
 EVENT=$(psql "$DATABASE_URL" -tAc "SELECT id FROM events ORDER BY id LIMIT 1")
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -98,3 +108,4 @@ run events_get "/api/v1/events/$EVENT"
 run events_search "/api/v1/events?lat=48.8566&lon=2.3522&radius_km=25&limit=20"
 run messages_page "/api/v1/conversations/$CONV/messages?limit=50"
 run users_me "/api/v1/users/me"
+run conversations_list "/api/v1/conversations?limit=50"
