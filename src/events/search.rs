@@ -5,10 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{
-    EventRow, EventType, StoredStatus,
-    store::{EventGenre, NeededInstrument},
-};
+use super::{EventRow, EventType, StoredStatus};
 use crate::{error::ApiError, musicians::escape_like};
 
 /// Search criteria; all optional, combined with AND.
@@ -34,9 +31,6 @@ pub type SearchKey = (f64, DateTime<Utc>, Uuid);
 pub struct Found {
     pub row: EventRow,
     pub key: SearchKey,
-    /// Its genres and needed instruments, sorted by name.
-    pub genres: Vec<EventGenre>,
-    pub needed: Vec<NeededInstrument>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -59,8 +53,6 @@ struct SearchRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     distance_m: Option<f64>,
-    genres: sqlx::types::Json<Vec<EventGenre>>,
-    needed: sqlx::types::Json<Vec<NeededInstrument>>,
 }
 
 /// Finds events, `fetch` at most, after `after`.
@@ -89,10 +81,7 @@ pub async fn search(
         "SELECT e.id, e.creator_id, u.username AS creator_username, e.title, e.description,
                 e.type AS kind, e.starts_at, e.ends_at, e.address, e.latitude, e.longitude,
                 e.capacity, e.image_url, e.status, e.participants_count, e.created_at,
-                e.updated_at, e.distance_m,
-                -- The page's genres and needed instruments in the same statement, for
-                -- the rows of the page only (after the LIMIT).
-                event_genres_json(e.id) AS genres, event_needed_json(e.id) AS needed
+                e.updated_at, e.distance_m
          FROM (SELECT e.*, ",
     );
     if s.near.is_some() {
@@ -212,8 +201,6 @@ pub async fn search(
                 updated_at: r.updated_at,
                 distance_m: r.distance_m,
             },
-            genres: r.genres.0,
-            needed: r.needed.0,
         })
         .collect())
 }

@@ -287,8 +287,20 @@ pub async fn fetch_detailed(
                   CASE WHEN $2::float8 IS NULL THEN NULL
                        ELSE earth_distance(ll_to_earth($2, $3), e.location)
                   END AS distance_m,
-                  event_genres_json(e.id) AS "genres!: sqlx::types::Json<Vec<EventGenre>>",
-                  event_needed_json(e.id) AS "needed!: sqlx::types::Json<Vec<NeededInstrument>>"
+                  COALESCE((
+                      SELECT json_agg(json_build_object(
+                                 'event_id', eg.event_id, 'genre_id', eg.genre_id, 'name', g.name)
+                             ORDER BY lower(g.name), g.id)
+                      FROM event_genres eg JOIN genres g ON g.id = eg.genre_id
+                      WHERE eg.event_id = e.id), '[]') AS "genres!: sqlx::types::Json<Vec<EventGenre>>",
+                  COALESCE((
+                      SELECT json_agg(json_build_object(
+                                 'event_id', ei.event_id, 'instrument_id', ei.instrument_id,
+                                 'name', i.name, 'category', i.category,
+                                 'quantity', ei.quantity, 'filled', ei.filled)
+                             ORDER BY lower(i.name), i.id)
+                      FROM event_instruments ei JOIN instruments i ON i.id = ei.instrument_id
+                      WHERE ei.event_id = e.id), '[]') AS "needed!: sqlx::types::Json<Vec<NeededInstrument>>"
            FROM events e JOIN users u ON u.id = e.creator_id
            WHERE e.id = $1"#,
         id,
@@ -320,6 +332,34 @@ pub async fn fetch_detailed(
         };
         (event, r.genres.0, r.needed.0)
     }))
+}
+
+/// The genres and needed instruments of several events, in one round trip.
+pub async fn details_of(
+    db: impl PgExecutor<'_>,
+    events: &[Uuid],
+) -> Result<(Vec<EventGenre>, Vec<NeededInstrument>), ApiError> {
+    let row = sqlx::query!(
+        r#"SELECT
+             COALESCE((
+                 SELECT json_agg(json_build_object(
+                            'event_id', eg.event_id, 'genre_id', eg.genre_id, 'name', g.name)
+                        ORDER BY eg.event_id, lower(g.name), g.id)
+                 FROM event_genres eg JOIN genres g ON g.id = eg.genre_id
+                 WHERE eg.event_id = ANY($1)), '[]') AS "genres!: sqlx::types::Json<Vec<EventGenre>>",
+             COALESCE((
+                 SELECT json_agg(json_build_object(
+                            'event_id', ei.event_id, 'instrument_id', ei.instrument_id,
+                            'name', i.name, 'category', i.category,
+                            'quantity', ei.quantity, 'filled', ei.filled)
+                        ORDER BY ei.event_id, lower(i.name), i.id)
+                 FROM event_instruments ei JOIN instruments i ON i.id = ei.instrument_id
+                 WHERE ei.event_id = ANY($1)), '[]') AS "needed!: sqlx::types::Json<Vec<NeededInstrument>>""#,
+        events,
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((row.genres.0, row.needed.0))
 }
 
 /// Users with an active participation in the event.

@@ -18,8 +18,8 @@ use self::fields::{
     FieldsInput, MAX_INSTRUMENTS, check_quantity, parse_fields, parse_genres, parse_near,
 };
 pub use self::models::*;
-use self::views::found_views;
 use self::views::load_one;
+pub use self::views::load_views;
 use super::{
     ApiTags,
     choice::Choice,
@@ -228,7 +228,7 @@ impl EventsApi {
         };
         let found = store::search(&state.db, &search, page.after.as_ref(), page.fetch()).await?;
         let (found, next_cursor) = page.finish(found, |f| f.key);
-        let items = found_views(found);
+        let items = load_views(&state, found.into_iter().map(|f| f.row).collect()).await?;
         Ok(EventPageResponse::Ok(Json(Envelope::ok(
             "Events.",
             Page { items, next_cursor },

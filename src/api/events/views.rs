@@ -1,5 +1,5 @@
-//! Events as answered: rows with their genres and needed instruments, read in the same
-//! statement as the rows.
+//! Events as answered: rows with their genres and needed instruments, in one query each
+//! for any number of events.
 
 use std::collections::HashMap;
 
@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::models::*;
 use crate::{
     error::ApiError,
-    events::{EventRow, search::Found, store},
+    events::{EventRow, store},
     state::AppState,
 };
 
@@ -26,15 +26,14 @@ pub(super) async fn load_one(
         .ok_or_else(|| ApiError::not_found("Event"))
 }
 
-/// Views of a search's page: the search read each event's genres and instruments too.
-pub fn found_views(found: Vec<Found>) -> Vec<EventView> {
-    let (mut rows, mut genres, mut needed) = (Vec::new(), Vec::new(), Vec::new());
-    for f in found {
-        rows.push(f.row);
-        genres.extend(f.genres);
-        needed.extend(f.needed);
+/// Builds views with genres and needed instruments (one query for any number of events).
+pub async fn load_views(state: &AppState, rows: Vec<EventRow>) -> Result<Vec<EventView>, ApiError> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    assemble(rows, genres, needed)
+    let (genres, needed) = store::details_of(&state.db, &ids).await?;
+    Ok(assemble(rows, genres, needed))
 }
 
 /// Views of `rows` with their genres and needed instruments.
