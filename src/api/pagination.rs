@@ -96,7 +96,27 @@ impl<C: DeserializeOwned> PageRequest<C> {
 
 fn decode<C: DeserializeOwned>(raw: &str) -> Option<C> {
     let bytes = URL_SAFE_NO_PAD.decode(raw.trim()).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let key: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    // The server never gives out a cursor with a timestamp it could not store: one that
+    // has it was made up, and must not reach a query (PostgreSQL would fail on it).
+    if !times_storable(&key) {
+        return None;
+    }
+    serde_json::from_value(key).ok()
+}
+
+/// Whether every timestamp in a cursor's key is one the database can compare.
+fn times_storable(key: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match key {
+        // Read as the key's own deserialiser reads it (chrono's, lenient on the year).
+        Value::String(s) => s
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .map_or(true, |t| crate::domain::storable_time(&t)),
+        Value::Array(items) => items.iter().all(times_storable),
+        Value::Object(map) => map.values().all(times_storable),
+        _ => true,
+    }
 }
 
 pub fn encode<K: Serialize>(key: &K) -> String {

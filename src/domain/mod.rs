@@ -50,3 +50,26 @@ impl Validator {
 pub fn checked<T>(value: Option<T>) -> Result<T, ApiError> {
     value.ok_or_else(|| ApiError::internal(anyhow::anyhow!("validated value missing")))
 }
+
+/// Whether a timestamp can be stored and compared: years 1 to 9999. chrono reads dates far
+/// outside what PostgreSQL stores (4713 BC to 294276 AD), and such a date in a query
+/// would fail there; nothing TuneLink keeps lies outside these years.
+pub fn storable_time(time: &chrono::DateTime<chrono::Utc>) -> bool {
+    use chrono::Datelike;
+    (1..=9999).contains(&time.year())
+}
+
+/// A timestamp input, checked: `field` is named when it is out of range.
+pub fn check_time(
+    field: &str,
+    time: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, FieldError> {
+    match time {
+        Some(t) if !storable_time(&t) => Err(FieldError::new(
+            field,
+            "out_of_range",
+            format!("{field} must be between the years 1 and 9999"),
+        )),
+        t => Ok(t),
+    }
+}

@@ -287,3 +287,87 @@ async fn the_socket_checks_the_origin_against_the_allow_list() {
         open_with_origin(&open, &miles.access, Some("https://evil.example.com")).await;
     assert_eq!(status, 101);
 }
+
+/// A cursor as the server gave it, with every timestamp inside replaced by `date`.
+fn with_date(cursor: &str, date: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    fn swap(v: &mut Value, date: &str) {
+        match v {
+            Value::String(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => {
+                *s = date.to_owned();
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| swap(i, date)),
+            Value::Object(map) => map.values_mut().for_each(|i| swap(i, date)),
+            _ => {}
+        }
+    }
+    let mut key: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(cursor).unwrap()).unwrap();
+    let before = key.clone();
+    swap(&mut key, date);
+    assert_ne!(key, before, "the cursor {before} carries a timestamp");
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(&key).unwrap())
+}
+
+/// PostgreSQL stores timestamps from 4713 BC to 294276 AD; chrono reads more. A date
+/// outside, in a filter or in a cursor, is a 422 naming the field, never a 500.
+#[tokio::test]
+async fn timestamps_out_of_range_are_422_naming_the_field_in_filters_and_cursors() {
+    let app = spawn_app().await;
+    let boss = app.register("boss").await;
+    let nina = app.register("nina").await;
+    let miles = app.register("miles").await;
+    crate::helpers::make_admin(&app, &boss).await;
+    for (i, lat) in [45.76, 45.77].iter().enumerate() {
+        crate::helpers::create_event(
+            &app,
+            &boss,
+            event_body(&format!("Jam {i}"), 3 + i as i64, *lat, 4.83),
+        )
+        .await;
+    }
+    start_conversation(&app, &boss, &[&nina], None).await;
+    start_conversation(&app, &boss, &[&miles], None).await;
+    for title in ["One", "Two"] {
+        app.post(
+            "/api/v1/notifications",
+            boss.token(),
+            json!({"all": true, "title": title, "body": "News."}),
+        )
+        .await
+        .ok(201);
+    }
+    // Far in the future: chrono reads it, nothing can be planned then.
+    let mut far = event_body("Far", 3, 45.76, 4.83);
+    far["starts_at"] = json!("+20000-01-01T20:00:00Z");
+    far["ends_at"] = json!("+20000-01-01T23:00:00Z");
+    let resp = app.post("/api/v1/events", boss.token(), far).await;
+    resp.err(422, "validation_failed");
+    let fields: Vec<String> = resp.fields().into_iter().map(|f| f.0).collect();
+    assert_eq!(fields, ["starts_at", "ends_at"], "{}", resp.body);
+    for bad in ["-4713-01-01T00:00:00Z", "-0100-01-01T00:00:00Z"] {
+        for field in ["from", "to"] {
+            let resp = app
+                .get(&format!("/api/v1/events?{field}={bad}"), boss.token())
+                .await;
+            resp.err(422, "validation_failed");
+            assert_eq!(resp.fields()[0].0, field, "{bad}: {}", resp.body);
+        }
+        for list in [
+            "/api/v1/events",
+            "/api/v1/conversations",
+            "/api/v1/notifications",
+        ] {
+            let first = app.get(&format!("{list}?limit=1"), boss.token()).await;
+            let cursor = first.ok(200)["next_cursor"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{list} has a second page"))
+                .to_owned();
+            let forged = with_date(&cursor, bad);
+            let resp = app
+                .get(&format!("{list}?limit=1&cursor={forged}"), boss.token())
+                .await;
+            resp.err(422, "validation_failed");
+            assert_eq!(resp.fields()[0].0, "cursor", "{list}: {}", resp.body);
+        }
+    }
+}

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     api::choice::Choice,
-    domain::{Coordinates, ProfileText, Url, Validator, radius_metres},
+    domain::{self, Coordinates, ProfileText, Url, Validator, radius_metres},
     envelope::FieldError,
     events::{EventRow, EventType, store::EventFields},
 };
@@ -190,10 +190,19 @@ pub fn parse_fields(
         MaybeUndefined::Null => Some(None),
         MaybeUndefined::Value(raw) => v.check(Url::parse("image_url", &raw)),
     };
-    let time_changed = input.starts_at.is_some() || input.ends_at.is_some();
-    let starts_at = input.starts_at.or(current.map(|c| c.starts_at));
-    let ends_at = input.ends_at.or(current.map(|c| c.ends_at));
-    if let Some(s) = input.starts_at
+    // A date the database could not store is refused here, named (and then ignored).
+    let mut times = [("starts_at", input.starts_at), ("ends_at", input.ends_at)];
+    for (field, time) in &mut times {
+        if let Err(e) = domain::check_time(field, *time) {
+            v.push(e);
+            *time = None;
+        }
+    }
+    let [(_, input_starts_at), (_, input_ends_at)] = times;
+    let time_changed = input_starts_at.is_some() || input_ends_at.is_some();
+    let starts_at = input_starts_at.or(current.map(|c| c.starts_at));
+    let ends_at = input_ends_at.or(current.map(|c| c.ends_at));
+    if let Some(s) = input_starts_at
         && s <= now
     {
         v.push(FieldError::new(

@@ -29,7 +29,7 @@ use super::{
 };
 use crate::{
     api::guard::AuthUser,
-    domain::{Coordinates, Validator, checked},
+    domain::{self, Coordinates, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},
     error::ApiError,
     error_set,
@@ -175,7 +175,9 @@ impl EventsApi {
     ) -> Result<EventPageResponse, Errors<SearchErrors>> {
         let mut v = Validator::new();
         let near = parse_near(&mut v, lat.0, lon.0, radius_km.0);
-        if let (Some(f), Some(t)) = (from.0, to.0)
+        let from = v.check(domain::check_time("from", from.0)).flatten();
+        let to = v.check(domain::check_time("to", to.0)).flatten();
+        if let (Some(f), Some(t)) = (from, to)
             && f > t
         {
             v.push(FieldError::new(
@@ -218,8 +220,8 @@ impl EventsApi {
         let search = store::Search {
             text,
             kind,
-            from: from.0,
-            to: to.0,
+            from,
+            to,
             status: status.map(EventStatus::as_str),
             instrument: instrument_id.0,
             genre: genre_id.0,
