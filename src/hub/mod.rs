@@ -42,6 +42,12 @@ pub const DELIVER_TOPIC: &str = "deliver";
 /// Close codes of the protocol (see `protocol/README.md`).
 pub mod close {
     pub const GOING_AWAY: u16 = 1001;
+    /// The client broke the WebSocket protocol.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A frame over the size limit (64 KiB).
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
     pub const UNAUTHENTICATED: u16 = 4001;
     /// A dependency (the database) is unavailable: reconnect after a short wait.
     pub const TRY_AGAIN_LATER: u16 = 1013;

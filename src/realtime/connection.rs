@@ -294,8 +294,13 @@ impl Connection {
                         self.deadlines.idle = Instant::now() + IDLE_TIMEOUT;
                         self.on_message(message)
                     }
-                    // The peer left.
-                    None | Some(Err(_)) => false,
+                    // The peer left, or broke the protocol: say which.
+                    None => false,
+                    Some(Err(err)) => {
+                        let (code, reason) = read_error(&err);
+                        mailbox.close(code, reason);
+                        false
+                    }
                 },
                 // Boxed: timers are rare, and their work (a gap filled from PostgreSQL)
                 // must not make every connection's task larger.
@@ -356,6 +361,21 @@ impl Connection {
             return self.carry_out(actions).await;
         }
         true
+    }
+}
+
+/// The close code for a frame that could not be read (RFC 6455, 7.4.1). poem hands
+/// tungstenite's errors over as text, so they are told apart by it.
+fn read_error(err: &std::io::Error) -> (u16, &'static str) {
+    let text = err.to_string();
+    if text.starts_with("Space limit exceeded") {
+        (close::MESSAGE_TOO_BIG, "frame too large (over 64 KiB)")
+    } else if text.starts_with("UTF-8 encoding error") {
+        (close::INVALID_PAYLOAD, "text frame is not valid UTF-8")
+    } else if text.starts_with("WebSocket protocol error") {
+        (close::PROTOCOL_ERROR, "protocol error")
+    } else {
+        (1000, "closed")
     }
 }
 

@@ -614,3 +614,28 @@ async fn membership_and_renames_are_pushed_to_everyone_concerned() {
             .is_empty()
     );
 }
+
+/// A frame over 64 KiB closes with 1009 (message too big) and a text frame that is not
+/// UTF-8 with 1007 (RFC 6455, 7.4.1), as `protocol/README.md` says; they closed with 1000.
+#[tokio::test]
+async fn oversized_and_invalid_utf8_frames_close_with_their_rfc_codes() {
+    use tokio_tungstenite::tungstenite::{
+        Message,
+        protocol::frame::{
+            Frame,
+            coding::{Data, OpCode},
+        },
+    };
+    let app = spawn_app().await;
+    let nina = app.register("nina").await;
+
+    let mut ws = Ws::connect(&app, &nina.access).await;
+    let huge = json!({"type": "ping", "ref": "x".repeat(70 * 1024)}).to_string();
+    ws.send_raw(Message::Text(huge.into())).await;
+    assert_eq!(ws.closed().await, 1009, "over 64 KiB");
+
+    let mut ws = Ws::connect(&app, &nina.access).await;
+    let invalid = Frame::message(vec![0x7b, 0xff, 0xfe, 0x7d], OpCode::Data(Data::Text), true);
+    ws.send_raw(Message::Frame(invalid)).await;
+    assert_eq!(ws.closed().await, 1007, "not UTF-8");
+}

@@ -172,3 +172,10 @@ impl Ws {
             .await;
     }
 }
+
+impl Ws {
+    /// Sends a raw WebSocket message (bytes the protocol would not allow included).
+    pub async fn send_raw(&mut self, message: Message) {
+        let _ = self.inner.send(message).await;
+    }
+}
