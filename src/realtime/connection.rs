@@ -149,6 +149,8 @@ async fn open(
         Err(err) => {
             let (code, reason) = match err.code {
                 ErrorCode::TokenExpired => (close::TOKEN_EXPIRED, "authentication failed"),
+                // Logged out, password changed, deactivated: as for a live socket.
+                ErrorCode::SessionRevoked => (close::SESSION_REVOKED, "session revoked"),
                 // The token may be fine: the database could not tell. Not the client's fault.
                 ErrorCode::ServiceUnavailable => (
                     close::TRY_AGAIN_LATER,

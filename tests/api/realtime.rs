@@ -639,3 +639,16 @@ async fn oversized_and_invalid_utf8_frames_close_with_their_rfc_codes() {
     ws.send_raw(Message::Frame(invalid)).await;
     assert_eq!(ws.closed().await, 1007, "not UTF-8");
 }
+
+/// Reconnecting with the token of a session that has ended closes with 4004 (log in
+/// again), as a revocation of a live socket does; it closed with 4001.
+#[tokio::test]
+async fn reconnecting_with_a_revoked_session_closes_with_4004() {
+    let app = spawn_app().await;
+    let nina = app.register("nina").await;
+    app.post("/api/v1/auth/logout", nina.token(), json!({}))
+        .await
+        .ok(200);
+    let mut ws = Ws::open(&app, Some(&nina.access), None).await;
+    assert_eq!(ws.closed().await, 4004, "the session was revoked");
+}
