@@ -9,6 +9,10 @@ use chrono::{DateTime, Utc};
 use poem_openapi::Enum;
 use uuid::Uuid;
 
+/// How long an event may last; also a constraint of the `events` table, which lets a search
+/// for events not yet over skip those that started longer ago than this.
+pub const MAX_DURATION_DAYS: i64 = 31;
+
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Enum, sqlx::Type, serde::Serialize, serde::Deserialize,
 )]

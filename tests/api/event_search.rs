@@ -311,3 +311,103 @@ async fn subnormal_coordinates_and_radius_are_answered() {
         .await;
     musicians.ok(200);
 }
+
+/// Around a point in start order, the search reads the grid cells that cover the circle
+/// (`events::search::cells_around`). Wherever the point is — on a cell's corner, across the
+/// antimeridian, near a pole, with a radius too big for cells — it answers exactly what a
+/// scan of the whole table finds, in order, with ties on the start time, page after page.
+#[tokio::test]
+async fn searching_around_a_point_answers_what_a_full_scan_finds() {
+    let app = spawn_app().await;
+    let nina = app.register("nina").await;
+    let t = nina.token();
+    let centres = [
+        (45.0, 4.5),
+        (45.7640, 4.8357),
+        (0.2, 179.9),
+        (-0.1, -180.0),
+        (-33.87, 151.21),
+        (89.8, 10.0),
+    ];
+    // 60 events around each centre (a simple LCG, so the test is reproducible), starting
+    // at one of 5 hours: many share a start time.
+    let mut seed: u64 = 7;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut lats, mut lons, mut hours) = (Vec::new(), Vec::new(), Vec::new());
+    for (lat, lon) in centres {
+        for k in 0..60 {
+            lats.push((lat + (next() - 0.5) * 1.2_f64).clamp(-90.0, 90.0));
+            let mut l = lon + (next() - 0.5) * 1.6;
+            if l > 180.0 {
+                l -= 360.0;
+            } else if l < -180.0 {
+                l += 360.0;
+            }
+            lons.push(l);
+            // Three of them in the past (one still under way), the rest to come.
+            hours.push(match k {
+                0 => -48,
+                1 => -1,
+                _ => 24 + (k % 5) * 24,
+            });
+        }
+    }
+    sqlx::query(
+        "INSERT INTO events (creator_id, title, type, starts_at, ends_at, address, latitude, longitude)
+         SELECT $1::uuid, 'event ' || n, 'jam', date_trunc('hour', now()) + h * interval '1 hour',
+                date_trunc('hour', now()) + (h + 3) * interval '1 hour', 'somewhere', lat, lon
+         FROM UNNEST($2::float8[], $3::float8[], $4::int4[]) WITH ORDINALITY AS t(lat, lon, h, n)",
+    )
+    .bind(&nina.id)
+    .bind(&lats)
+    .bind(&lons)
+    .bind(&hours)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let from = (chrono::Utc::now() + chrono::Duration::hours(30)).to_rfc3339();
+    let to = (chrono::Utc::now() + chrono::Duration::hours(80)).to_rfc3339();
+    for (lat, lon) in centres {
+        for radius_km in [0.5, 10.0, 25.0, 40.0, 75.0, 200.0] {
+            for window in [false, true] {
+                let mut path =
+                    format!("/api/v1/events?lat={lat}&lon={lon}&radius_km={radius_km}&limit=7");
+                let mut truth = String::from(
+                    "SELECT id::text FROM events WHERE status = 'scheduled' AND ends_at > now()
+                       AND earth_distance(ll_to_earth($1, $2), location) <= $3 * 1000",
+                );
+                if window {
+                    path.push_str(&format!(
+                        "&from={}&to={}",
+                        urlencoding(&from),
+                        urlencoding(&to)
+                    ));
+                    truth.push_str(
+                        " AND starts_at >= $4::timestamptz AND starts_at <= $5::timestamptz",
+                    );
+                }
+                truth.push_str(" ORDER BY starts_at, id");
+                let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(truth))
+                    .bind(lat)
+                    .bind(lon)
+                    .bind(radius_km);
+                if window {
+                    query = query.bind(&from).bind(&to);
+                }
+                let expected = query.fetch_all(&app.db).await.unwrap();
+                let found = all_pages(&app, &path, t).await;
+                let ids: Vec<&str> = found.iter().map(|e| e["id"].as_str().unwrap()).collect();
+                assert_eq!(ids, expected, "{path}");
+            }
+        }
+    }
+}
+
+fn urlencoding(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}

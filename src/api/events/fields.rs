@@ -18,7 +18,7 @@ pub const MAX_CAPACITY: i32 = 100_000;
 pub const MAX_GENRES: usize = 10;
 pub use crate::events::manage::MAX_INSTRUMENTS;
 pub const MAX_QUANTITY: i32 = 1000;
-pub const MAX_DURATION_DAYS: i64 = 31;
+pub use crate::events::MAX_DURATION_DAYS;
 pub const MAX_RADIUS_KM: f64 = 500.0;
 
 pub fn check_quantity(field: &str, quantity: i32) -> Result<i32, FieldError> {
