@@ -1,10 +1,13 @@
-//! HTTP middleware: request ids, access logs, and envelopes for every error.
+//! HTTP middleware: request ids, access logs, envelopes for every error, and gzip.
 
-use std::time::Instant;
+use std::{io::Write, time::Instant};
 
 use poem::{
     Endpoint, IntoResponse, Request, Response, Result,
-    http::{HeaderValue, header::HeaderName},
+    http::{
+        HeaderValue, StatusCode,
+        header::{self, HeaderName},
+    },
 };
 use tracing::Instrument;
 use uuid::Uuid;
@@ -32,6 +35,7 @@ fn request_id(req: &Request) -> String {
 /// Only the path is logged, never the query string: tokens must not end up in logs.
 pub async fn around<E: Endpoint>(next: E, req: Request) -> Result<Response> {
     let id = request_id(&req);
+    let gzip = accepts_gzip(req.header(header::ACCEPT_ENCODING));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -51,6 +55,9 @@ pub async fn around<E: Endpoint>(next: E, req: Request) -> Result<Response> {
         } else {
             tracing::info!(status = status.as_u16(), micros, "request");
         }
+        if gzip {
+            resp = compress(resp).await;
+        }
         if let Ok(value) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert(REQUEST_ID, value);
         }
@@ -58,6 +65,89 @@ pub async fn around<E: Endpoint>(next: E, req: Request) -> Result<Response> {
     }
     .instrument(span)
     .await
+}
+
+/// Whether `Accept-Encoding` lets us answer with gzip (RFC 9110 §12.5.3): `gzip`, or else
+/// `*`, with a weight above zero.
+fn accepts_gzip(header: Option<&str>) -> bool {
+    let weight = |coding: &str| {
+        header?.split(',').find_map(|item| {
+            let mut parts = item.split(';');
+            if !parts.next()?.trim().eq_ignore_ascii_case(coding) {
+                return None;
+            }
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, v)| v.trim().parse::<f32>().ok());
+            Some(q.unwrap_or(0.0))
+        })
+    };
+    weight("gzip")
+        .or_else(|| weight("*"))
+        .is_some_and(|q| q > 0.0)
+}
+
+/// Answers smaller than this go as they are: gzip would save a few bytes for its cost.
+const COMPRESS_MIN: usize = 1024;
+/// Larger answers are compressed on the blocking pool (the 2 MB docs page takes ~10 ms).
+const COMPRESS_INLINE_MAX: usize = 64 * 1024;
+
+/// Gzips a JSON or HTML answer of [`COMPRESS_MIN`] bytes or more (lists, the docs page).
+/// Its ETag becomes weak: the bytes differ from the identity answer's, the content does not.
+async fn compress(mut resp: Response) -> Response {
+    let textual = resp.content_type().is_some_and(|t| {
+        t.starts_with("application/json")
+            || t.starts_with("text/html")
+            || t.starts_with("text/plain")
+    });
+    if !textual
+        || resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        || resp.headers().contains_key(header::CONTENT_ENCODING)
+    {
+        return resp;
+    }
+    let Ok(bytes) = resp.take_body().into_bytes().await else {
+        return crate::error::error_to_response(poem::Error::from_status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ));
+    };
+    if bytes.len() < COMPRESS_MIN {
+        resp.set_body(bytes);
+        return resp;
+    }
+    let big = bytes.len() > COMPRESS_INLINE_MAX;
+    let gzip = move || {
+        let mut encoder = flate2::write::GzEncoder::new(
+            Vec::with_capacity(bytes.len() / 4),
+            flate2::Compression::fast(),
+        );
+        encoder.write_all(&bytes).and_then(|()| encoder.finish())
+    };
+    let zipped = if big {
+        tokio::task::spawn_blocking(gzip)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    } else {
+        gzip()
+    };
+    let Ok(zipped) = zipped else {
+        return crate::error::error_to_response(poem::Error::from_status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+        ));
+    };
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    headers.remove(header::CONTENT_LENGTH);
+    if let Some(tag) = headers.get(header::ETAG).and_then(|t| t.to_str().ok())
+        && !tag.starts_with("W/")
+        && let Ok(weak) = HeaderValue::from_str(&format!("W/{tag}"))
+    {
+        headers.insert(header::ETAG, weak);
+    }
+    resp.set_body(zipped);
+    resp
 }
 
 /// Refuses bodies larger than `max` bytes with 413, on every route (JSON, forms, multipart).

@@ -9,6 +9,7 @@ mod auth;
 mod catalogue;
 mod chat;
 mod cli;
+mod compression;
 mod delivery;
 mod envelope;
 mod event_search;
