@@ -146,6 +146,7 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
     let service = api::service();
     let max_body = state.settings.max_body_bytes;
     let spec = api::spec_json();
+    let contract = api::strict::contract(&spec);
     let spec_endpoint = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()
             .content_type("application/json; charset=utf-8")
@@ -159,7 +160,7 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
         .at("/openapi.json", spec_endpoint)
         .at("/ws", realtime::route::ws)
         .at("/metrics", poem::get(api::metrics::serve))
-        .nest("/", service)
+        .nest("/", service.with(api::strict::Strict(contract)))
         .with(http::LimitBody(max_body))
         .with(ResolveClientIp(trusted))
         .with(OriginPolicy(origins))

@@ -20,6 +20,10 @@ impl Choices for crate::catalogue::SkillLevel {
     const NAMES: &'static str = crate::catalogue::SkillLevel::NAMES;
 }
 
+impl Choices for crate::auth::Role {
+    const NAMES: &'static str = "user, admin";
+}
+
 impl Choices for crate::catalogue::Category {
     const NAMES: &'static str =
         "strings, keys, percussion, brass, woodwind, voice, electronic, other";

@@ -18,6 +18,7 @@ pub mod pagination;
 pub mod participations;
 pub mod registration;
 pub mod responses;
+pub mod strict;
 pub mod users;
 
 use std::{collections::HashMap, fmt::Write, sync::Arc};

@@ -111,7 +111,8 @@ fn headers(status: u16) -> Vec<MetaHeader> {
 fn describe(status: u16) -> &'static str {
     match status {
         400 => {
-            "Malformed request: the body or a parameter could not be parsed (`malformed_request`)."
+            "Malformed request: the body is not valid JSON (`malformed_request`, with `errors` \
+             naming `body`)."
         }
         401 => {
             "Not authenticated: missing, invalid, expired or revoked token, or wrong credentials \
@@ -125,7 +126,12 @@ fn describe(status: u16) -> &'static str {
         }
         413 => "The body is too large (`payload_too_large`).",
         415 => "Unsupported `Content-Type` (`unsupported_media_type`).",
-        422 => "Invalid fields, one entry per field in `errors` (`validation_failed`).",
+        422 => {
+            "Invalid fields, one entry per field in `errors` (`validation_failed`): a missing or \
+             `null` required field, a value of the wrong type (a number where a string is \
+             expected), a malformed UUID or date-time in the body, the path or the query, or a \
+             value the rules refuse. Fields are named as documented (`instruments[0].quantity`)."
+        }
         429 => "Too many requests; see `Retry-After` (`rate_limited`).",
         503 => {
             "A dependency (the database) is unavailable (`service_unavailable`), or the server is at capacity and refused the work at once, storing nothing (`overloaded`, message sends); retry after `Retry-After` seconds."

@@ -27,9 +27,11 @@ async fn only_admins_set_roles_and_changes_apply_at_once() {
         .await
         .ok(200);
 
-    app.put(&path, boss.token(), json!({"role": "emperor"}))
-        .await
-        .err(400, "malformed_request");
+    let bad = app
+        .put(&path, boss.token(), json!({"role": "emperor"}))
+        .await;
+    bad.err(422, "validation_failed");
+    assert_eq!(bad.fields(), [("role".into(), "invalid".into())]);
     app.put(&boss_path, boss.token(), json!({"role": "user"}))
         .await
         .err(422, "validation_failed");

@@ -203,9 +203,12 @@ async fn unknown_refresh_token_is_401() {
     )
     .await
     .err(401, "invalid_refresh_token");
-    app.post("/api/v1/auth/refresh", None, json!({}))
-        .await
-        .err(400, "malformed_request");
+    let missing = app.post("/api/v1/auth/refresh", None, json!({})).await;
+    missing.err(422, "validation_failed");
+    assert_eq!(
+        missing.fields(),
+        [("refresh_token".into(), "missing".into())]
+    );
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ async fn framework_errors_come_in_the_envelope() {
         )
         .await;
     bad_json.err(400, "malformed_request");
+    assert_eq!(bad_json.fields(), [("body".into(), "invalid_json".into())]);
 
     let wrong_type = app
         .send(
@@ -39,7 +40,14 @@ async fn framework_errors_come_in_the_envelope() {
                 .body("{\"username\": \"nina\"}"),
         )
         .await;
-    missing_field.err(400, "malformed_request");
+    missing_field.err(422, "validation_failed");
+    assert_eq!(
+        missing_field.fields(),
+        [
+            ("email".into(), "missing".into()),
+            ("password".into(), "missing".into())
+        ]
+    );
 }
 
 #[tokio::test]

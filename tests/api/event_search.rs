@@ -268,7 +268,7 @@ async fn bad_search_parameters_are_422() {
     s.app
         .get("/api/v1/events?from=yesterday", t)
         .await
-        .err(400, "malformed_request");
+        .err(422, "validation_failed");
 }
 
 fn urlencode(s: &str) -> String {

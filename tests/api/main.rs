@@ -29,6 +29,7 @@ mod prototype;
 mod realtime;
 mod routing;
 mod sessions;
+mod strict_inputs;
 mod tokens;
 mod users;
 mod ws;

@@ -44,9 +44,9 @@ async fn my_instruments_with_levels_are_idempotent_and_validated() {
         .await;
     bad.err(422, "validation_failed");
     assert_eq!(bad.fields(), vec![("level".into(), "invalid".into())]);
-    app.put(&path, nina.token(), json!({}))
-        .await
-        .err(400, "malformed_request");
+    let missing = app.put(&path, nina.token(), json!({})).await;
+    missing.err(422, "validation_failed");
+    assert_eq!(missing.fields(), [("level".into(), "missing".into())]);
     app.put(
         &format!("/api/v1/users/me/instruments/{}", uuid::Uuid::new_v4()),
         nina.token(),
@@ -377,7 +377,7 @@ async fn bad_search_parameters_are_422_naming_the_field() {
     s.app
         .get("/api/v1/users?instrument_id=nope", t)
         .await
-        .err(400, "malformed_request");
+        .err(422, "validation_failed");
     s.app
         .get("/api/v1/users", None)
         .await

@@ -78,7 +78,7 @@ async fn profile_update_reports_every_bad_field_and_writes_nothing() {
         json!({"bio": ["not", "text"]}),
     )
     .await
-    .err(400, "malformed_request");
+    .err(422, "validation_failed");
 
     let me = app.get("/api/v1/users/me", nina.token()).await;
     let me = me.ok(200);
@@ -104,9 +104,9 @@ async fn public_profiles_never_show_the_email() {
     )
     .await
     .err(404, "not_found");
-    app.get("/api/v1/users/not-a-uuid", miles.token())
-        .await
-        .err(400, "malformed_request");
+    let bad = app.get("/api/v1/users/not-a-uuid", miles.token()).await;
+    bad.err(422, "validation_failed");
+    assert_eq!(bad.fields(), [("id".into(), "invalid_format".into())]);
     app.get(&format!("/api/v1/users/{}", nina.id), None)
         .await
         .err(401, "unauthenticated");
@@ -213,7 +213,7 @@ async fn erasure_removes_personal_data_and_frees_the_names() {
     .ok(200);
     app.delete("/api/v1/users/me?erase=maybe", nina.token())
         .await
-        .err(400, "malformed_request");
+        .err(422, "validation_failed");
     app.delete("/api/v1/users/me?erase=true", nina.token())
         .await
         .ok(200);

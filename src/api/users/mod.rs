@@ -260,7 +260,12 @@ impl UsersApi {
         id: Path<Uuid>,
         body: Json<SetRole>,
     ) -> Result<RoleResponse, Errors<AdminWriteErrors>> {
-        if id.0 == admin.0.id && body.0.role != Role::Admin {
+        let role = body
+            .0
+            .role
+            .parse("role")
+            .map_err(|e| ApiError::validation(vec![e]))?;
+        if id.0 == admin.0.id && role != Role::Admin {
             return Err(ApiError::field(
                 "role",
                 "value_error",
@@ -268,7 +273,7 @@ impl UsersApi {
             )
             .into());
         }
-        let (id, username, role) = accounts::set_role(&state.db, id.0, body.0.role)
+        let (id, username, role) = accounts::set_role(&state.db, id.0, role)
             .await?
             .ok_or_else(|| ApiError::not_found("User"))?;
         // Their sessions' cached role goes on every instance: the change applies at once.

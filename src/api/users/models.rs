@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::{
     api::{
         accounts_models::Me,
+        choice::Choice,
         musicians::{LikedGenre, PlayedInstrument},
     },
     auth::Role,
@@ -100,12 +101,14 @@ impl Example for ChangePassword {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct SetRole {
-    pub role: Role,
+    pub role: Choice<Role>,
 }
 
 impl Example for SetRole {
     fn example() -> Self {
-        Self { role: Role::Admin }
+        Self {
+            role: Choice(Ok(Role::Admin)),
+        }
     }
 }
 

@@ -1,0 +1,164 @@
+//! One shape for every bad input (issue 14): a missing, null or mistyped field — in a body,
+//! a path or a query — is a 422 naming the field as documented, on every operation, and
+//! nothing is written; a method a route does not have is a 405 that says which it has.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{catalogue_id, create_event, event_body, spawn_app};
+
+#[tokio::test]
+async fn mistyped_missing_and_null_fields_are_422_naming_the_field() {
+    let app = spawn_app().await;
+    let nina = app.register("nina").await;
+    let t = nina.token();
+
+    // Numbers and booleans are not strings (they used to be stored as "true", "12345678").
+    let resp = app.patch("/api/v1/users/me", t, json!({"bio": true})).await;
+    resp.err(422, "validation_failed");
+    assert_eq!(resp.fields(), [("bio".into(), "invalid_type".into())]);
+    let me = app.get("/api/v1/users/me", t).await;
+    assert!(me.ok(200)["bio"].is_null(), "nothing written");
+    let resp = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": 12345678, "email": "n2@example.com", "password": "long enough pass"}),
+        )
+        .await;
+    resp.err(422, "validation_failed");
+    assert_eq!(resp.fields(), [("username".into(), "invalid_type".into())]);
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"login": "12345678", "password": "long enough pass"}),
+        )
+        .await;
+    assert_eq!(login.status, 401, "no account was created");
+
+    // Missing and null required fields, several at once, each named.
+    let resp = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": null, "password": "long enough pass"}),
+        )
+        .await;
+    resp.err(422, "validation_failed");
+    let mut fields = resp.fields();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            ("email".into(), "missing".into()),
+            ("username".into(), "missing".into())
+        ]
+    );
+    for e in resp.body["errors"].as_array().unwrap() {
+        let message = e["message"].as_str().unwrap();
+        assert!(!message.contains("occurred while parsing"), "{message}");
+    }
+
+    // Nested fields are named by their path; formats inside bodies too.
+    let piano = catalogue_id(&app, "instruments", "Piano").await;
+    let mut body = event_body("Jam", 3, 45.76, 4.83);
+    body["instruments"] = json!([{"instrument_id": piano, "quantity": "2"}]);
+    body["genre_ids"] = json!(["not-a-uuid"]);
+    let resp = app.post("/api/v1/events", t, body).await;
+    resp.err(422, "validation_failed");
+    let mut fields = resp.fields();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            ("genre_ids[0]".into(), "invalid_format".into()),
+            ("instruments[0].quantity".into(), "invalid_type".into()),
+        ]
+    );
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "nothing written");
+    // A body that is not an object.
+    let resp = app.post("/api/v1/auth/login", None, json!([1, 2])).await;
+    resp.err(422, "validation_failed");
+    assert_eq!(resp.fields(), [("body".into(), "invalid_type".into())]);
+    // Integers are whole numbers.
+    let event = create_event(&app, &nina, event_body("Gig", 4, 45.76, 4.83)).await;
+    let resp = app
+        .put(
+            &format!("/api/v1/events/{event}/instruments/{piano}"),
+            t,
+            json!({"quantity": 1.5}),
+        )
+        .await;
+    resp.err(422, "validation_failed");
+    assert_eq!(resp.fields(), [("quantity".into(), "invalid_type".into())]);
+}
+
+#[tokio::test]
+async fn bad_path_and_query_parameters_are_422_with_their_documented_names() {
+    let app = spawn_app().await;
+    let nina = app.register("nina").await;
+    let t = nina.token();
+    for (path, field, kind) in [
+        ("/api/v1/users/not-a-uuid", "id", "invalid_format"),
+        ("/api/v1/events/1234", "id", "invalid_format"),
+        ("/api/v1/events?limit=abc", "limit", "invalid_type"),
+        ("/api/v1/events?limit=-1", "limit", "out_of_range"),
+        (
+            "/api/v1/events?lat=north&lon=2&radius_km=3",
+            "lat",
+            "invalid_type",
+        ),
+        ("/api/v1/events?from=yesterday", "from", "invalid_format"),
+        (
+            "/api/v1/users?instrument_id=nope",
+            "instrument_id",
+            "invalid_format",
+        ),
+        ("/api/v1/users/me?erase=maybe", "erase", "invalid_type"),
+    ] {
+        let method = if path.contains("erase") {
+            Method::DELETE
+        } else {
+            Method::GET
+        };
+        let resp = app.request(method, path, t, None).await;
+        resp.err(422, "validation_failed");
+        assert_eq!(resp.fields(), [(field.into(), kind.into())], "{path}");
+        let message = resp.body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            !message.contains("param0") && !message.contains("occurred"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_method_the_route_does_not_have_is_405_with_allow() {
+    let app = spawn_app().await;
+    for (method, path, allow) in [
+        (Method::DELETE, "/api/v1/auth/login", "POST"),
+        (Method::PUT, "/api/v1/users/me", "DELETE, GET, PATCH"),
+        (
+            Method::POST,
+            "/api/v1/events/6f1c8f8e-3f0a-4d1e-9c55-3d6b2f1e8a11",
+            "GET, PATCH",
+        ),
+    ] {
+        let resp = app.request(method.clone(), path, None, None).await;
+        resp.err(405, "method_not_allowed");
+        let mut got: Vec<String> = resp.headers["allow"]
+            .to_str()
+            .unwrap()
+            .split(',')
+            .map(|m| m.trim().to_owned())
+            .filter(|m| m != "HEAD")
+            .collect();
+        got.sort();
+        assert_eq!(got.join(", "), allow, "{method} {path}");
+    }
+}
