@@ -2,6 +2,7 @@
 //! the session (token pair) that registering, logging in and refreshing answer, and the
 //! registration request (`POST /auth/register` and the prototype's `POST /users/register`).
 
+use crate::api::timestamp::Timestamp;
 use chrono::{DateTime, Utc};
 use poem_openapi::{
     ApiRequest, ApiResponse, Multipart, Object,
@@ -26,8 +27,8 @@ pub struct Me {
     pub city: Option<String>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 impl From<UserRow> for Me {
@@ -42,8 +43,8 @@ impl From<UserRow> for Me {
             city: u.city,
             latitude: u.latitude,
             longitude: u.longitude,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
+            created_at: Timestamp(u.created_at),
+            updated_at: Timestamp(u.updated_at),
         }
     }
 }
@@ -63,8 +64,8 @@ impl Example for Me {
             city: Some("Lyon".into()),
             latitude: Some(45.764),
             longitude: Some(4.8357),
-            created_at: at,
-            updated_at: at,
+            created_at: Timestamp(at),
+            updated_at: Timestamp(at),
         }
     }
 }

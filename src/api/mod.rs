@@ -19,6 +19,7 @@ pub mod participations;
 pub mod registration;
 pub mod responses;
 pub mod strict;
+pub mod timestamp;
 pub mod users;
 
 use std::{collections::HashMap, fmt::Write, sync::Arc};

@@ -1,5 +1,6 @@
 //! `/notifications…`: a user's notifications, and announcements by administrators.
 
+use crate::api::timestamp::Timestamp;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
@@ -46,8 +47,8 @@ pub struct NotificationView {
     pub link: Option<String>,
     pub event_id: Option<Uuid>,
     pub read: bool,
-    pub read_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
+    pub read_at: Option<Timestamp>,
+    pub created_at: Timestamp,
 }
 
 impl From<NotificationRow> for NotificationView {
@@ -61,8 +62,8 @@ impl From<NotificationRow> for NotificationView {
             link: n.link,
             event_id: n.event_id,
             read: n.read_at.is_some(),
-            read_at: n.read_at,
-            created_at: n.created_at,
+            read_at: n.read_at.map(Timestamp),
+            created_at: Timestamp(n.created_at),
         }
     }
 }
@@ -85,7 +86,7 @@ impl Example for NotificationView {
             event_id: Some(event),
             read: false,
             read_at: None,
-            created_at: at,
+            created_at: Timestamp(at),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `/participations/{id}` and `/users/me/participations`: changing, withdrawing, listing.
 
+use crate::api::timestamp::Timestamp;
 use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
@@ -40,8 +41,8 @@ pub struct ParticipationView {
     pub instrument_id: Uuid,
     pub instrument_name: String,
     pub status: ParticipationStatus,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 impl From<ParticipationRow> for ParticipationView {
@@ -56,8 +57,8 @@ impl From<ParticipationRow> for ParticipationView {
             instrument_id: p.instrument_id,
             instrument_name: p.instrument_name,
             status: p.status,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
+            created_at: Timestamp(p.created_at),
+            updated_at: Timestamp(p.updated_at),
         }
     }
 }
@@ -77,8 +78,8 @@ impl Example for ParticipationView {
             instrument_id: Uuid::from_u128(0x0190_9c1e_0000_7000_8000_0000_0000_0001),
             instrument_name: "Double Bass".into(),
             status: ParticipationStatus::Pending,
-            created_at: at,
-            updated_at: at,
+            created_at: Timestamp(at),
+            updated_at: Timestamp(at),
         }
     }
 }

@@ -162,3 +162,65 @@ async fn a_method_the_route_does_not_have_is_405_with_allow() {
         assert_eq!(got.join(", "), allow, "{method} {path}");
     }
 }
+
+/// Every instant in every answer is RFC 3339 in UTC with `Z` (REST used to write
+/// `+00:00` for profiles, events and participations, and `Z` for chat).
+#[tokio::test]
+async fn every_timestamp_in_every_answer_ends_with_z() {
+    use crate::helpers::{post_message, start_conversation};
+    let app = spawn_app().await;
+    let nina = app.register("nina").await;
+    let miles = app.register("miles").await;
+    let piano = catalogue_id(&app, "instruments", "Piano").await;
+    let event = create_event(&app, &nina, event_body("Jam", 3, 45.76, 4.83)).await;
+    app.post(
+        &format!("/api/v1/events/{event}/participations"),
+        miles.token(),
+        json!({"instrument_id": piano}),
+    )
+    .await
+    .ok(201);
+    let conv = start_conversation(&app, &nina, &[&miles], None).await;
+    post_message(&app, &nina, &conv, "hello").await;
+    let mut seen = 0;
+    for (path, token) in [
+        ("/api/v1/users/me".to_owned(), nina.token()),
+        (format!("/api/v1/users/{}", miles.id), nina.token()),
+        (format!("/api/v1/events/{event}"), nina.token()),
+        ("/api/v1/events".to_owned(), nina.token()),
+        (
+            format!("/api/v1/events/{event}/participants"),
+            nina.token(),
+        ),
+        ("/api/v1/users/me/participations".to_owned(), miles.token()),
+        ("/api/v1/notifications".to_owned(), nina.token()),
+        ("/api/v1/conversations".to_owned(), nina.token()),
+        (
+            format!("/api/v1/conversations/{conv}/messages"),
+            nina.token(),
+        ),
+        (
+            format!("/api/v1/conversations/{conv}/participants"),
+            nina.token(),
+        ),
+    ] {
+        let resp = app.get(&path, token).await;
+        assert_eq!(resp.status, 200, "{path}: {}", resp.body);
+        let data = resp.ok(200);
+        let mut stack = vec![data.clone()];
+        while let Some(v) = stack.pop() {
+            match v {
+                serde_json::Value::Object(m) => stack.extend(m.into_iter().map(|(_, v)| v)),
+                serde_json::Value::Array(a) => stack.extend(a),
+                serde_json::Value::String(s)
+                    if s.parse::<chrono::DateTime<chrono::Utc>>().is_ok() =>
+                {
+                    assert!(s.ends_with('Z'), "{path}: {s}");
+                    seen += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(seen >= 20, "only {seen} timestamps seen");
+}

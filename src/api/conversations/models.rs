@@ -1,6 +1,7 @@
 //! The shapes of conversations, members and messages in requests and answers, with their
 //! examples and the conversions from the chat store's rows.
 
+use crate::api::timestamp::Timestamp;
 use chrono::{DateTime, Utc};
 use poem_openapi::{ApiResponse, Object, payload::Json, types::Example};
 use uuid::Uuid;
@@ -25,10 +26,10 @@ pub struct MessageView {
     /// `null` once deleted (the message stays in history as a tombstone).
     pub body: Option<String>,
     pub client_msg_id: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub edited_at: Option<DateTime<Utc>>,
+    pub created_at: Timestamp,
+    pub edited_at: Option<Timestamp>,
     pub deleted: bool,
-    pub deleted_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<Timestamp>,
 }
 
 impl From<MessageData> for MessageView {
@@ -43,10 +44,10 @@ impl From<MessageData> for MessageView {
             },
             body: m.body,
             client_msg_id: m.client_msg_id,
-            created_at: m.created_at,
-            edited_at: m.edited_at,
+            created_at: Timestamp(m.created_at),
+            edited_at: m.edited_at.map(Timestamp),
             deleted: m.deleted_at.is_some(),
-            deleted_at: m.deleted_at,
+            deleted_at: m.deleted_at.map(Timestamp),
         }
     }
 }
@@ -69,7 +70,7 @@ impl Example for MessageView {
             },
             body: Some("Rehearsal moved to 8pm, bring your own stand.".into()),
             client_msg_id: Some("a1b2c3".into()),
-            created_at: example_time(),
+            created_at: Timestamp(example_time()),
             edited_at: None,
             deleted: false,
             deleted_at: None,
@@ -104,7 +105,7 @@ impl Example for MessageDetails {
 pub struct MemberView {
     pub user_id: Uuid,
     pub username: String,
-    pub joined_at: DateTime<Utc>,
+    pub joined_at: Timestamp,
     /// Messages up to this number are read.
     pub last_read_seq: i64,
 }
@@ -114,7 +115,7 @@ impl From<MemberRow> for MemberView {
         Self {
             user_id: m.user_id,
             username: m.username,
-            joined_at: m.joined_at,
+            joined_at: Timestamp(m.joined_at),
             last_read_seq: m.last_read_seq,
         }
     }
@@ -125,7 +126,7 @@ impl Example for MemberView {
         Self {
             user_id: Uuid::from_u128(0x0190_9c1e_7a4b_7c3d_9e2f_1a2b_3c4d_5e70),
             username: "miles_b".into(),
-            joined_at: example_time(),
+            joined_at: Timestamp(example_time()),
             last_read_seq: 41,
         }
     }
@@ -145,8 +146,8 @@ pub struct ConversationView {
     pub last_message_seq: i64,
     /// The conversation's latest event number: resume the socket from it.
     pub last_event_seq: i64,
-    pub last_activity_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
+    pub last_activity_at: Timestamp,
+    pub created_at: Timestamp,
 }
 
 impl Example for ConversationView {
@@ -160,8 +161,8 @@ impl Example for ConversationView {
             last_read_seq: 41,
             last_message_seq: 42,
             last_event_seq: 57,
-            last_activity_at: example_time(),
-            created_at: example_time(),
+            last_activity_at: Timestamp(example_time()),
+            created_at: Timestamp(example_time()),
         }
     }
 }
@@ -181,8 +182,8 @@ pub(super) fn view(
         last_read_seq,
         last_message_seq: c.last_message_seq,
         last_event_seq: c.last_event_seq,
-        last_activity_at: c.last_activity_at,
-        created_at: c.created_at,
+        last_activity_at: Timestamp(c.last_activity_at),
+        created_at: Timestamp(c.created_at),
     }
 }
 

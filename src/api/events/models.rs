@@ -1,5 +1,6 @@
 //! The shapes of events in requests and answers, with their examples.
 
+use crate::api::timestamp::Timestamp;
 use chrono::{DateTime, Utc};
 use poem_openapi::{
     Enum, Object,
@@ -78,8 +79,8 @@ pub struct EventView {
     #[oai(rename = "type")]
     pub kind: EventType,
     pub status: EventStatus,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: DateTime<Utc>,
+    pub starts_at: Timestamp,
+    pub ends_at: Timestamp,
     pub address: String,
     pub latitude: f64,
     pub longitude: f64,
@@ -96,8 +97,8 @@ pub struct EventView {
     pub instruments: Vec<NeededInstrumentView>,
     /// Kilometres from the point given in `lat`/`lon`, if any.
     pub distance_km: Option<f64>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 fn example_time(s: &str) -> DateTime<Utc> {
@@ -114,8 +115,8 @@ impl Example for EventView {
             description: Some("Standards, all levels welcome.".into()),
             kind: EventType::Jam,
             status: EventStatus::Scheduled,
-            starts_at: example_time("2026-12-04T19:00:00Z"),
-            ends_at: example_time("2026-12-04T23:00:00Z"),
+            starts_at: Timestamp(example_time("2026-12-04T19:00:00Z")),
+            ends_at: Timestamp(example_time("2026-12-04T23:00:00Z")),
             address: "12 rue Mercière, 69002 Lyon".into(),
             latitude: 45.7622,
             longitude: 4.8320,
@@ -133,8 +134,8 @@ impl Example for EventView {
             }],
             instruments: vec![NeededInstrumentView::example()],
             distance_km: Some(0.4),
-            created_at: example_time("2026-11-21T10:00:00Z"),
-            updated_at: example_time("2026-11-21T10:00:00Z"),
+            created_at: Timestamp(example_time("2026-11-21T10:00:00Z")),
+            updated_at: Timestamp(example_time("2026-11-21T10:00:00Z")),
         }
     }
 }
@@ -182,8 +183,8 @@ impl Example for NewEvent {
             description: e.description,
             kind: Choice(Ok(EventType::Jam)),
             genre_ids: vec![e.genres[0].genre_id],
-            starts_at: e.starts_at,
-            ends_at: e.ends_at,
+            starts_at: e.starts_at.0,
+            ends_at: e.ends_at.0,
             address: e.address,
             latitude: e.latitude,
             longitude: e.longitude,

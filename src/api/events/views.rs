@@ -1,6 +1,7 @@
 //! Events as answered: rows with their genres and needed instruments, in one query each
 //! for any number of events.
 
+use crate::api::timestamp::Timestamp;
 use std::collections::HashMap;
 
 use uuid::Uuid;
@@ -78,16 +79,16 @@ fn assemble(
             title: r.title,
             description: r.description,
             kind: r.kind,
-            starts_at: r.starts_at,
-            ends_at: r.ends_at,
+            starts_at: Timestamp(r.starts_at),
+            ends_at: Timestamp(r.ends_at),
             address: r.address,
             latitude: r.latitude,
             longitude: r.longitude,
             capacity: r.capacity,
             participants_count: r.participants_count,
             image_url: r.image_url,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+            created_at: Timestamp(r.created_at),
+            updated_at: Timestamp(r.updated_at),
         })
         .collect()
 }

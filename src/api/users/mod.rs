@@ -2,6 +2,7 @@
 
 mod models;
 
+use crate::api::timestamp::Timestamp;
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, OpenApi,
@@ -237,7 +238,7 @@ impl UsersApi {
                 bio: u.bio,
                 photo_url: u.photo_url,
                 city: u.city,
-                created_at: u.created_at,
+                created_at: Timestamp(u.created_at),
                 instruments: u.instruments.into_iter().map(Into::into).collect(),
                 genres: u.genres.into_iter().map(Into::into).collect(),
             },

@@ -1,6 +1,6 @@
 //! The shapes of profiles and account changes in requests and answers, with their examples.
 
-use chrono::{DateTime, Utc};
+use crate::api::timestamp::Timestamp;
 use poem_openapi::{
     Object,
     types::{Example, MaybeUndefined},
@@ -25,7 +25,7 @@ pub struct PublicProfile {
     pub bio: Option<String>,
     pub photo_url: Option<String>,
     pub city: Option<String>,
-    pub created_at: DateTime<Utc>,
+    pub created_at: Timestamp,
     /// What they play, with their level, by name.
     pub instruments: Vec<PlayedInstrument>,
     /// Genres they like, by name.
