@@ -29,10 +29,21 @@ pub async fn connect_and_migrate(settings: &Settings) -> anyhow::Result<PgPool> 
         .connect_with(options)
         .await
         .context("cannot connect to PostgreSQL")?;
+    let before: i64 = sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT max(version) FROM _sqlx_migrations WHERE success",
+    )
+    .fetch_one(&pool)
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or(0);
     MIGRATOR
         .run(&pool)
         .await
         .context("database migrations failed")?;
+    let applied = MIGRATOR.iter().filter(|m| m.version > before).count();
+    let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    tracing::info!(applied, latest, "database migrations up to date");
     Ok(pool)
 }
 

@@ -114,7 +114,11 @@ impl Application {
     /// Serves until `shutdown` resolves, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
         let grace = self.state.settings.shutdown_grace;
-        tracing::info!(addr = %self.addr, "TuneLink listening");
+        tracing::info!(
+            addr = %self.addr,
+            docs = %format!("http://{}/docs", self.addr),
+            "TuneLink listening"
+        );
         let hub = self.state.hub.clone();
         let db = self.state.db.clone();
         let app = routes(self.state);
@@ -155,12 +159,13 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
     let trusted = std::sync::Arc::new(state.settings.trusted_proxies.clone());
     let origins = std::sync::Arc::new(Origins::new(&state.settings.allowed_origins));
     let metered = metrics::Metered(state.metrics.clone());
-    Route::new()
+    let everything_else = Route::new()
         .nest("/docs", service.swagger_ui())
         .at("/openapi.json", spec_endpoint)
         .at("/ws", realtime::route::ws)
         .at("/metrics", poem::get(api::metrics::serve))
-        .nest("/", service.with(api::strict::Strict(contract)))
+        .nest("/", service.with(api::strict::Strict(contract)));
+    WithRoot(everything_else)
         .with(http::LimitBody(max_body))
         .with(ResolveClientIp(trusted))
         .with(OriginPolicy(origins))
@@ -170,6 +175,24 @@ pub fn routes(state: AppState) -> impl poem::Endpoint {
             ApiError::internal(anyhow::anyhow!("a handler panicked")).to_response()
         }))
         .around(http::around)
+}
+
+/// `/` itself answers where the docs are; the service nested at `/` would otherwise take it
+/// (poem's router gives a nest at `/` the root too).
+struct WithRoot<E>(E);
+
+impl<E: poem::Endpoint> poem::Endpoint for WithRoot<E> {
+    type Output = poem::Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
+        if req.uri().path() == "/" {
+            return Ok(api::health::root(req.method()));
+        }
+        self.0
+            .call(req)
+            .await
+            .map(poem::IntoResponse::into_response)
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -18,6 +18,12 @@ pub fn init(format: LogFormat) {
                     .with_current_span(true),
             )
             .try_init(),
-        LogFormat::Pretty => registry.with(fmt::layer().compact()).try_init(),
+        // Colours only for a person at a terminal: not in files, pipes or `NO_COLOR`.
+        LogFormat::Pretty => registry
+            .with(fmt::layer().compact().with_ansi(
+                std::io::IsTerminal::is_terminal(&std::io::stdout())
+                    && std::env::var_os("NO_COLOR").is_none(),
+            ))
+            .try_init(),
     };
 }

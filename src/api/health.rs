@@ -144,3 +144,37 @@ async fn redis_ping(conn: &mut deadpool_redis::Connection) -> bool {
         .await
         .is_ok()
 }
+
+/// `GET /`: where the documentation is (not an API operation; a pointer for people and
+/// tools that start at the root). Other methods: 405 with `Allow: GET`.
+pub fn root(method: &poem::http::Method) -> poem::Response {
+    use poem::{IntoResponse, http::Method};
+    if method != Method::GET && method != Method::HEAD {
+        let mut resp = ApiError::new(
+            poem::http::StatusCode::METHOD_NOT_ALLOWED,
+            crate::envelope::ErrorCode::MethodNotAllowed,
+            "This route allows GET.",
+        )
+        .to_response();
+        resp.headers_mut().insert(
+            poem::http::header::ALLOW,
+            poem::http::HeaderValue::from_static("GET"),
+        );
+        return resp;
+    }
+    poem::web::Json(serde_json::json!({
+        "status": "success",
+        "code": 200,
+        "message": "TuneLink API: the documentation is at /docs, the OpenAPI document at /openapi.json.",
+        "data": {
+            "name": "TuneLink API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+            "api": "/api/v1",
+            "socket": "/ws",
+        },
+        "errors": null,
+    }))
+    .into_response()
+}

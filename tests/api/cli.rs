@@ -141,8 +141,9 @@ async fn sigterm_shuts_down_gracefully() {
             format!("{}/{}", postgres_base(), app.database),
         )
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
@@ -173,6 +174,23 @@ async fn sigterm_shuts_down_gracefully() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit status {status:?}");
+    // Logs written to a pipe are plain text, and the start says where the docs are and
+    // what the migrations did.
+    let output = child.wait_with_output().unwrap();
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !logs.contains('\x1b'),
+        "ANSI escapes in redirected logs: {logs}"
+    );
+    assert!(
+        logs.contains(&format!("http://127.0.0.1:{port}/docs")),
+        "{logs}"
+    );
+    assert!(logs.contains("migrations"), "{logs}");
 }
 
 #[tokio::test]

@@ -7,6 +7,11 @@ use crate::helpers::{spawn_app, spawn_with};
 #[tokio::test]
 async fn framework_errors_come_in_the_envelope() {
     let app = spawn_app().await;
+    // The root says where to go.
+    let root = app.get("/", None).await;
+    let root = root.ok(200);
+    assert_eq!(root["docs"], "/docs");
+    assert_eq!(root["openapi"], "/openapi.json");
     app.get("/api/v1/nothing-here", None)
         .await
         .err(404, "route_not_found");

@@ -188,10 +188,7 @@ async fn every_timestamp_in_every_answer_ends_with_z() {
         (format!("/api/v1/users/{}", miles.id), nina.token()),
         (format!("/api/v1/events/{event}"), nina.token()),
         ("/api/v1/events".to_owned(), nina.token()),
-        (
-            format!("/api/v1/events/{event}/participants"),
-            nina.token(),
-        ),
+        (format!("/api/v1/events/{event}/participants"), nina.token()),
         ("/api/v1/users/me/participations".to_owned(), miles.token()),
         ("/api/v1/notifications".to_owned(), nina.token()),
         ("/api/v1/conversations".to_owned(), nina.token()),
