@@ -161,7 +161,7 @@ impl Metrics {
                 .cloned()
                 .unwrap_or_else(|| Arc::from(pattern)),
         };
-        let key = (method.clone(), route);
+        let key = (method_label(method), route);
         let found = self
             .routes
             .read()
@@ -395,6 +395,29 @@ fn escape(label: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// The method as a label: HTTP's standard methods as they are, anything else `OTHER` (anyone
+/// can invent methods, and each would otherwise be a label value of its own).
+fn method_label(method: &Method) -> Method {
+    static OTHER: std::sync::LazyLock<Method> =
+        std::sync::LazyLock::new(|| Method::from_bytes(b"OTHER").expect("a valid method token"));
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    if KNOWN.contains(method) {
+        method.clone()
+    } else {
+        OTHER.clone()
+    }
 }
 
 /// Records every request (the innermost matched route template comes back on the answer).

@@ -155,3 +155,27 @@ async fn metrics_stay_out_of_the_api_document_and_may_want_a_token() {
     assert_eq!(status, 200);
     assert!(text.contains("# TYPE tunelink_http_requests_total counter"));
 }
+
+/// Anyone can invent HTTP methods; each must not become a label value of its own, or one
+/// client grows every scrape without bound (issue 14: 40 invented methods took a scrape
+/// from 453 to 1,150 lines).
+#[tokio::test]
+async fn invented_methods_fold_into_one_label() {
+    let app = spawn_app().await;
+    app.get("/healthz", None).await;
+    let (_, before) = scrape(&app, None).await;
+    for i in 0..40 {
+        let method = Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
+        let _ = app.raw(method.clone(), "/healthz").send().await.unwrap();
+        let _ = app
+            .raw(method, &format!("/nowhere/{i}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (_, after) = scrape(&app, None).await;
+    assert!(!after.contains("INVENTED"), "{after}");
+    assert!(after.contains("method=\"OTHER\""), "{after}");
+    let grown = after.lines().count() as i64 - before.lines().count() as i64;
+    assert!(grown < 60, "the scrape grew by {grown} lines");
+}
