@@ -400,8 +400,9 @@ fn escape(label: &str) -> String {
 /// The method as a label: HTTP's standard methods as they are, anything else `OTHER` (anyone
 /// can invent methods, and each would otherwise be a label value of its own).
 fn method_label(method: &Method) -> Method {
+    // `OTHER` is a valid token: the default is never used.
     static OTHER: std::sync::LazyLock<Method> =
-        std::sync::LazyLock::new(|| Method::from_bytes(b"OTHER").expect("a valid method token"));
+        std::sync::LazyLock::new(|| Method::from_bytes(b"OTHER").unwrap_or_default());
     const KNOWN: [Method; 9] = [
         Method::GET,
         Method::HEAD,
