@@ -112,6 +112,8 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     /// The message writer's batch and queue bounds (`SEND_BATCH_MAX`, `SEND_QUEUE_CAPACITY`).
     pub sends: SendSettings,
+    /// Connection hygiene: idle timeout and caps (`CONNECTION_*`).
+    pub connections: ConnectionLimits,
 }
 
 /// Bounds of the message writer.
@@ -121,6 +123,32 @@ pub struct SendSettings {
     pub batch: usize,
     /// Most sends waiting for the writer; beyond, sends are refused (`SEND_QUEUE_CAPACITY`).
     pub queue: usize,
+}
+
+/// What one client may hold open (see `connections`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A connection with no byte read or written for this long is closed: one that says
+    /// nothing, never finishes its headers or body, or idles between requests
+    /// (`CONNECTION_IDLE_TIMEOUT_SECS`). Above the socket heartbeat (25 s), so that live
+    /// sockets are never cut.
+    pub idle_timeout: Duration,
+    /// Open connections in all (`CONNECTION_MAX_TOTAL`); kept under the file limit so that
+    /// the database, Redis and `/healthz` always have descriptors.
+    pub max_total: usize,
+    /// Open connections from one address (`CONNECTION_MAX_PER_ADDRESS`); trusted proxies
+    /// (`TRUSTED_PROXIES`) are exempt, their clients being many.
+    pub max_per_address: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(60),
+            max_total: 10_000,
+            max_per_address: 256,
+        }
+    }
 }
 
 impl Default for SendSettings {
@@ -182,6 +210,11 @@ impl Settings {
             sends: SendSettings {
                 batch: parse("SEND_BATCH_MAX", "256")?,
                 queue: parse("SEND_QUEUE_CAPACITY", "512")?,
+            },
+            connections: ConnectionLimits {
+                idle_timeout: Duration::from_secs(parse("CONNECTION_IDLE_TIMEOUT_SECS", "60")?),
+                max_total: parse("CONNECTION_MAX_TOTAL", "10000")?,
+                max_per_address: parse("CONNECTION_MAX_PER_ADDRESS", "256")?,
             },
         };
         settings.validate()?;
@@ -284,6 +317,7 @@ mod tests {
             allowed_origins: Vec::new(),
             metrics_token: None,
             sends: SendSettings::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod domain;
 pub mod env;

@@ -6,13 +6,14 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use anyhow::Context;
 use poem::{
     EndpointExt, Route, Server,
-    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+    listener::{Acceptor, Listener, TcpListener},
     middleware::CatchPanic,
 };
 
 use crate::{
     api,
     config::Settings,
+    connections::Guarded,
     db,
     error::ApiError,
     http,
@@ -23,36 +24,8 @@ use crate::{
     state::AppState,
 };
 
-/// The TCP acceptor with Nagle's algorithm off on every connection: a frame or a small
-/// answer leaves at once, instead of waiting for the peer to acknowledge the previous one
-/// (which a peer that only reads delays by up to 40 ms).
-struct NoDelay(TcpAcceptor);
-
-impl Acceptor for NoDelay {
-    type Io = <TcpAcceptor as Acceptor>::Io;
-
-    fn local_addr(&self) -> Vec<poem::web::LocalAddr> {
-        self.0.local_addr()
-    }
-
-    async fn accept(
-        &mut self,
-    ) -> std::io::Result<(
-        Self::Io,
-        poem::web::LocalAddr,
-        poem::web::RemoteAddr,
-        poem::http::uri::Scheme,
-    )> {
-        let accepted = self.0.accept().await?;
-        if let Err(err) = accepted.0.set_nodelay(true) {
-            tracing::debug!(error = %err, "cannot turn Nagle's algorithm off");
-        }
-        Ok(accepted)
-    }
-}
-
 pub struct Application {
-    acceptor: NoDelay,
+    acceptor: Guarded,
     addr: SocketAddr,
     state: AppState,
 }
@@ -75,11 +48,13 @@ impl Application {
             ),
             None => None,
         };
-        let acceptor = NoDelay(
+        let acceptor = Guarded::new(
             TcpListener::bind(settings.bind_addr.clone())
                 .into_acceptor()
                 .await
                 .with_context(|| format!("cannot bind {}", settings.bind_addr))?,
+            settings.connections,
+            settings.trusted_proxies.clone(),
         );
         let addr = acceptor
             .local_addr()

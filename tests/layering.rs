@@ -33,6 +33,7 @@ const MODULES: &[(&str, Layer)] = &[
     // Core: imports nothing above it.
     ("bus", Core), // the transport: Redis pub/sub or in-process fan-out
     ("config", Core),
+    ("connections", Core), // the listener's caps
     ("db", Core),
     ("env", Core), // reading settings from the environment
     ("envelope", Core),

@@ -47,6 +47,7 @@ pub fn test_settings_on(postgres: &str, database: &str) -> Settings {
         allowed_origins: Vec::new(),
         metrics_token: None,
         sends: tunelink::config::SendSettings::default(),
+        connections: tunelink::config::ConnectionLimits::default(),
     }
 }
 

@@ -10,6 +10,7 @@ mod catalogue;
 mod chat;
 mod cli;
 mod compression;
+mod connections;
 mod delivery;
 mod envelope;
 mod event_search;

@@ -1,0 +1,110 @@
+//! Connection hygiene (issue 15, finding 1): the server itself — without a proxy in front —
+//! closes connections that say nothing, never finish their headers or sit idle, and caps
+//! the connections one address may hold, so that one client cannot take an instance
+//! offline; everyone else is still served.
+
+use std::time::{Duration, Instant};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+use crate::helpers::spawn_with;
+
+/// Waits for the server to close `stream` (EOF or reset); how long it took.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            stream.read(&mut buf),
+        )
+        .await
+        {
+            Ok(Ok(0) | Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn silent_slow_and_idle_connections_are_closed() {
+    let app = spawn_with(|s| s.connections.idle_timeout = Duration::from_secs(1)).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // Says nothing at all.
+    let mut silent = TcpStream::connect(&addr).await.unwrap();
+    // Starts a request and never finishes its headers.
+    let mut partial = TcpStream::connect(&addr).await.unwrap();
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // A finished request, then an idle keep-alive connection.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // A body announced and never sent.
+    let mut no_body = TcpStream::connect(&addr).await.unwrap();
+    no_body
+        .write_all(
+            b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    for (name, stream) in [
+        ("silent", &mut silent),
+        ("partial headers", &mut partial),
+        ("idle keep-alive", &mut idle),
+        ("unfinished body", &mut no_body),
+    ] {
+        let took = closed_within(stream, Duration::from_secs(10)).await;
+        assert!(took.is_some(), "{name}: still open after 10 s");
+    }
+    // Still serving.
+    app.get("/healthz", None).await.ok(200);
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_its_share_of_connections() {
+    let app = spawn_with(|s| {
+        s.connections.max_per_address = 20;
+        s.connections.max_total = 1000;
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    // Accepted by the kernel, then closed at once by the server.
+    let mut extra = TcpStream::connect(&addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the 21st connection from one address was kept"
+    );
+    // A connection given back makes room for a new one.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.get("/healthz", None).await.ok(200);
+    // The held connections still work.
+    let stream = &mut held[0];
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+}
