@@ -193,9 +193,15 @@ pub struct Search {
     pub instrument: Option<Uuid>,
     pub min_level: Option<SkillLevel>,
     pub genre: Option<Uuid>,
-    /// A point and a radius in metres; results are then sorted by distance.
+    /// A point and a radius in metres; results are then sorted by distance. Distances are
+    /// to each musician's `area` (their point rounded to 0.01°), never their exact point,
+    /// and a radius under [`MIN_RADIUS_M`] counts as that.
     pub near: Option<(f64, f64, f64)>,
 }
+
+/// The smallest radius a musician search uses: with the rounded areas, no query locates a
+/// person better than their area's cell (see the `users_area` migration).
+pub const MIN_RADIUS_M: f64 = 1000.0;
 
 /// The sort key of a result: (distance in metres, or 0) then (lower-case name, or "") then id.
 pub type SearchKey = (f64, String, Uuid);
@@ -216,7 +222,7 @@ pub struct Found {
 ///
 /// One static statement serves every combination of filters; it runs with
 /// `plan_cache_mode = force_custom_plan` so that PostgreSQL plans each call with its actual
-/// values and picks the matching index (trigram, GiST on `ll_to_earth`, instrument level)
+/// values and picks the matching index (trigram, GiST on `area`, instrument level)
 /// instead of a generic plan that could only scan.
 pub async fn search(
     db: &PgPool,
@@ -229,7 +235,7 @@ pub async fn search(
         .as_deref()
         .map(|t| format!("%{}%", escape_like(t)));
     let (lat, lon, radius) = match filter.near {
-        Some((lat, lon, r)) => (Some(lat), Some(lon), Some(r)),
+        Some((lat, lon, r)) => (Some(lat), Some(lon), Some(r.max(MIN_RADIUS_M))),
         None => (None, None, None),
     };
     let mut tx = db.begin().await?;
@@ -245,7 +251,7 @@ pub async fn search(
              FROM users u
              CROSS JOIN LATERAL (
                SELECT CASE WHEN $4::float8 IS NULL THEN NULL
-                      ELSE earth_distance(ll_to_earth($4, $5), ll_to_earth(u.latitude, u.longitude))
+                      ELSE earth_distance(ll_to_earth($4, $5), u.area)
                       END AS distance_m
              ) d
              WHERE u.deactivated_at IS NULL
@@ -257,9 +263,9 @@ pub async fn search(
                AND ($7::uuid IS NULL OR EXISTS (
                      SELECT 1 FROM user_genres ug WHERE ug.user_id = u.id AND ug.genre_id = $7))
                AND ($4::float8 IS NULL OR (
-                     u.latitude IS NOT NULL
-                     AND earth_box(ll_to_earth($4, $5), $6) @> ll_to_earth(u.latitude, u.longitude)
-                     AND earth_distance(ll_to_earth($4, $5), ll_to_earth(u.latitude, u.longitude)) <= $6))
+                     u.area IS NOT NULL
+                     AND earth_box(ll_to_earth($4, $5), $6) @> u.area
+                     AND earth_distance(ll_to_earth($4, $5), u.area) <= $6))
            ) found
            WHERE $8::float8 IS NULL OR (key_num, key_text, id) > ($8, $9, $10)
            ORDER BY key_num, key_text, id

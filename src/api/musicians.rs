@@ -98,7 +98,8 @@ pub struct MusicianCard {
     pub bio: Option<String>,
     pub photo_url: Option<String>,
     pub city: Option<String>,
-    /// Kilometres from the searched point, when one was given.
+    /// Whole kilometres (at least 1) from the searched point to the musician's area, when a
+    /// point was given. Never their exact place: see "Location privacy" in the README.
     pub distance_km: Option<f64>,
     pub instruments: Vec<PlayedInstrument>,
     pub genres: Vec<LikedGenre>,
@@ -112,7 +113,7 @@ impl Example for MusicianCard {
             bio: Some("Jazz pianist, looking for a rhythm section.".into()),
             photo_url: None,
             city: Some("Lyon".into()),
-            distance_km: Some(2.4),
+            distance_km: Some(2.0),
             instruments: vec![PlayedInstrument::example()],
             genres: vec![LikedGenre::example()],
         }
@@ -181,8 +182,11 @@ impl MusiciansApi {
     /// Find musicians
     ///
     /// Filters combine: `q` (at least 3 characters, in the username or city), `instrument_id`
-    /// with an optional `min_level`, `genre_id`, and `lat` + `lon` + `radius_km` (at most 500;
-    /// results are then sorted by distance). Deactivated accounts never appear.
+    /// with an optional `min_level`, `genre_id`, and `lat` + `lon` + `radius_km` (at most 500,
+    /// at least 1: a smaller radius counts as 1; results are then sorted by distance).
+    /// Distances are to each musician's area (their point rounded to 0.01°) and answered in
+    /// whole kilometres, so that no combination of searches locates a person better than
+    /// that area. Deactivated accounts never appear.
     #[oai(path = "/users", method = "get", operation_id = "musicians_search")]
     #[allow(clippy::too_many_arguments)]
     async fn search(
@@ -284,7 +288,8 @@ impl MusiciansApi {
                 bio: r.bio,
                 photo_url: r.photo_url,
                 city: r.city,
-                distance_km: r.distance_m.map(|m| (m / 10.0).round() / 100.0),
+                // Whole kilometres, at least 1: a musician's place is only ever their area.
+                distance_km: r.distance_m.map(|m| (m / 1000.0).round().max(1.0)),
             })
             .collect();
         Ok(SearchResponse::Ok(Json(Envelope::ok(

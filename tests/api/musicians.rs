@@ -280,7 +280,8 @@ async fn each_search_filter_alone() {
         .collect();
     assert!(distances.windows(2).all(|w| w[0] <= w[1]), "{distances:?}");
     assert!(
-        distances[0] < 0.01 && (20.0..30.0).contains(&distances[3]),
+        // Whole kilometres, at least 1, to the musician's area (location privacy).
+        distances[0] == 1.0 && (20.0..=30.0).contains(&distances[3]),
         "{distances:?}"
     );
 
@@ -382,4 +383,61 @@ async fn bad_search_parameters_are_422_naming_the_field() {
         .get("/api/v1/users", None)
         .await
         .err(401, "unauthenticated");
+}
+
+/// Location privacy (issue 15, finding 3): search answered `distance_km` to 10 m, so three
+/// searches located a musician within ~19 m, and bisecting `radius_km` to 1 m. Now two
+/// musicians at different exact places in the same 0.01° cell are the same to every query —
+/// any point, any radius, bisected to the metre — so no combination of searches tells where
+/// in the cell either is; distances are whole kilometres.
+#[tokio::test]
+async fn no_search_locates_a_musician_better_than_their_area() {
+    let app = crate::helpers::spawn_app().await;
+    let (a, b) = (app.register("alto").await, app.register("bass").await);
+    // Both in the cell rounded to (45.76, 4.84), 600 m apart.
+    for (user, lat, lon) in [(&a, 45.7579, 4.8361), (&b, 45.7631, 4.8412)] {
+        app.patch(
+            "/api/v1/users/me",
+            user.token(),
+            json!({"latitude": lat, "longitude": lon}),
+        )
+        .await
+        .ok(200);
+    }
+    let spy = app.register("spy").await;
+    let mut checked = 0;
+    for (lat, lon) in [
+        (45.7579, 4.8361),
+        (45.7631, 4.8412),
+        (45.80, 4.80),
+        (45.70, 4.90),
+        (45.7605, 4.9000),
+    ] {
+        // Radii from 1 m to 12 km, finer where the boundary is.
+        let mut radii: Vec<f64> = (1..=120).map(|i| f64::from(i) * 0.1).collect();
+        radii.extend((0..200).map(|i| 4.0 + f64::from(i) * 0.005));
+        radii.push(0.001);
+        for radius in radii {
+            let page = app
+                .get(
+                    &format!("/api/v1/users?lat={lat}&lon={lon}&radius_km={radius}&limit=100"),
+                    spy.token(),
+                )
+                .await;
+            let items = page.ok(200)["items"].as_array().unwrap().clone();
+            let find = |id: &str| {
+                items
+                    .iter()
+                    .find(|i| i["id"] == id)
+                    .map(|i| i["distance_km"].as_f64().unwrap())
+            };
+            let (da, db) = (find(&a.id), find(&b.id));
+            assert_eq!(da, db, "({lat}, {lon}) radius {radius} km tells them apart");
+            if let Some(d) = da {
+                assert!(d >= 1.0 && d.fract() == 0.0, "distance {d} is not whole km");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} answers found them");
 }
