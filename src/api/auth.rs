@@ -121,7 +121,7 @@ pub enum LogoutResponse {
 }
 
 error_set!(LoginErrors: 400, 401, 403, 413, 415, 422, 429, 500, 503);
-error_set!(RefreshErrors: 400, 401, 413, 415, 429, 500, 503);
+error_set!(RefreshErrors: 400, 401, 413, 415, 422, 429, 500, 503);
 error_set!(LogoutErrors: 401, 500, 503);
 
 pub struct AuthApi;

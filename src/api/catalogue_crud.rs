@@ -32,10 +32,10 @@ use crate::{
 pub const NAME_MAX: usize = 60;
 
 error_set!(ListErrors: 400, 422, 500, 503);
-error_set!(GetErrors: 400, 404, 500, 503);
+error_set!(GetErrors: 400, 404, 422, 500, 503);
 error_set!(CreateErrors: 400, 401, 403, 409, 413, 415, 422, 500, 503);
 error_set!(UpdateErrors: 400, 401, 403, 404, 409, 413, 415, 422, 500, 503);
-error_set!(DeleteErrors: 400, 401, 403, 404, 409, 500, 503);
+error_set!(DeleteErrors: 400, 401, 403, 404, 409, 422, 500, 503);
 
 /// The page key of a catalogue listing: (name ignoring case, id).
 pub type ListPage = PageRequest<(String, Uuid)>;

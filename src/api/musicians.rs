@@ -173,7 +173,7 @@ pub enum Done {
 error_set!(SearchErrors: 400, 401, 422, 500, 503);
 error_set!(MineErrors: 400, 401, 422, 500, 503);
 error_set!(SetErrors: 400, 401, 404, 413, 415, 422, 500, 503);
-error_set!(RemoveErrors: 400, 401, 404, 500, 503);
+error_set!(RemoveErrors: 400, 401, 404, 422, 500, 503);
 
 pub struct MusiciansApi;
 

@@ -179,7 +179,7 @@ pub enum SentResponse {
 }
 
 error_set!(ListErrors: 400, 401, 422, 500, 503);
-error_set!(OneErrors: 400, 401, 404, 500, 503);
+error_set!(OneErrors: 400, 401, 404, 422, 500, 503);
 error_set!(CountErrors: 401, 500, 503);
 error_set!(SendErrors: 400, 401, 403, 404, 413, 415, 422, 500, 503);
 

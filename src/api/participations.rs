@@ -119,7 +119,7 @@ pub enum MyParticipations {
 
 error_set!(ListErrors: 400, 401, 422, 500, 503);
 error_set!(ChangeErrors: 400, 401, 403, 404, 409, 413, 415, 422, 500, 503);
-error_set!(WithdrawErrors: 400, 401, 404, 409, 500, 503);
+error_set!(WithdrawErrors: 400, 401, 404, 409, 422, 500, 503);
 
 pub struct ParticipationsApi;
 

@@ -133,6 +133,7 @@ pub fn check_spec(spec: &Value) {
     }
     nullable_without_type(spec, "");
     let mut operations = 0;
+    let mut missing_422 = Vec::new();
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
             operations += 1;
@@ -186,8 +187,20 @@ pub fn check_spec(spec: &Value) {
                     "{name}: has a body but no 400"
                 );
             }
+            // The strict input layer answers 422 for any typed input that does not parse.
+            let typed_inputs = op["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["in"] == "path" || p["in"] == "query"))
+                || op["requestBody"].is_object();
+            if typed_inputs && !responses.contains_key("422") {
+                missing_422.push(name.clone());
+            }
         }
     }
+    assert!(
+        missing_422.is_empty(),
+        "typed inputs but no 422: {missing_422:?}"
+    );
     assert!(operations >= 13, "{operations} operations");
     let schemas = spec["components"]["schemas"].as_object().unwrap();
     assert!(

@@ -64,7 +64,7 @@ pub enum DoneResponse {
 }
 
 error_set!(ReadErrors: 401, 500, 503);
-error_set!(LookupErrors: 400, 401, 404, 500, 503);
+error_set!(LookupErrors: 400, 401, 404, 422, 500, 503);
 error_set!(WriteErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503);
 error_set!(AdminWriteErrors: 400, 401, 403, 404, 413, 415, 422, 500, 503);
 error_set!(PasswordErrors: 400, 401, 413, 415, 422, 429, 500, 503);
