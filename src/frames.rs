@@ -129,6 +129,24 @@ pub enum ServerFrame {
         user_id: Uuid,
         by: Uuid,
     },
+    /// A member's role in a group changed (`owner`, `admin` or `member`): set by the owner,
+    /// or handed on when the owner left (`by` is then the one who left).
+    #[serde(rename = "member.role_changed")]
+    MemberRoleChanged {
+        conversation_id: Uuid,
+        seq: i64,
+        user_id: Uuid,
+        role: String,
+        by: Uuid,
+    },
+    /// The owner changed the group's settings.
+    #[serde(rename = "conversation.settings_changed")]
+    ConversationSettingsChanged {
+        conversation_id: Uuid,
+        seq: i64,
+        new_members_see_history: bool,
+        by: Uuid,
+    },
     #[serde(rename = "conversation.created")]
     ConversationCreated {
         conversation_id: Uuid,
@@ -231,6 +249,16 @@ impl ServerFrame {
                 ..
             }
             | Self::ConversationCreated {
+                conversation_id,
+                seq,
+                ..
+            }
+            | Self::MemberRoleChanged {
+                conversation_id,
+                seq,
+                ..
+            }
+            | Self::ConversationSettingsChanged {
                 conversation_id,
                 seq,
                 ..

@@ -24,6 +24,10 @@ impl Choices for crate::auth::Role {
     const NAMES: &'static str = "user, admin";
 }
 
+impl Choices for crate::chat::store::Role {
+    const NAMES: &'static str = "owner, admin, member";
+}
+
 impl Choices for crate::catalogue::Category {
     const NAMES: &'static str =
         "strings, keys, percussion, brass, woodwind, voice, electronic, other";

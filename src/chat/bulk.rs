@@ -149,7 +149,10 @@ impl ConversationBatch {
         .await
         .context("inserting conversations")?;
         sqlx::query!(
-            "INSERT INTO conversation_members (conversation_id, user_id) SELECT * FROM UNNEST($1::uuid[], $2::uuid[])",
+            "INSERT INTO conversation_members (conversation_id, user_id, role)
+             SELECT x.c, x.u, CASE WHEN k.kind = 'group' AND k.created_by = x.u
+                                   THEN 'owner'::member_role ELSE 'member' END
+             FROM UNNEST($1::uuid[], $2::uuid[]) AS x(c, u) JOIN conversations k ON k.id = x.c",
             &self.m_conv,
             &self.m_user,
         )

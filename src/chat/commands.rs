@@ -8,9 +8,8 @@ use uuid::Uuid;
 use super::{
     deliver,
     store::{
-        ConversationRow, Kind, MAX_MEMBERS, as_data, bump, conversation_for, direct_key, is_direct,
-        is_member, lock_for, member_ids, members, message_by_id, message_for, parse_body, record,
-        user_ref,
+        ConversationRow, Kind, MAX_MEMBERS, Role, as_data, bump, conversation_for, direct_key,
+        is_direct, lock_for, member_ids, members, message_by_id, message_for, parse_body, record,
     },
 };
 use crate::{
@@ -93,9 +92,14 @@ pub async fn create(
     let mut everyone = others.clone();
     everyone.push(creator);
     sqlx::query!(
-        "INSERT INTO conversation_members (conversation_id, user_id) SELECT $1, u FROM UNNEST($2::uuid[]) u",
+        "INSERT INTO conversation_members (conversation_id, user_id, role)
+         SELECT $1, u, CASE WHEN u = $3 THEN $4 ELSE 'member'::member_role END
+         FROM UNNEST($2::uuid[]) u",
         id,
-        &everyone
+        &everyone,
+        creator,
+        // The creator owns a group; in a direct conversation nobody does.
+        (if direct { Role::Member } else { Role::Owner }) as Role
     )
     .execute(&mut *tx)
     .await?;
@@ -148,108 +152,6 @@ pub async fn rename(
     tx.commit().await?;
     deliver(bus, users, frame).await;
     Ok(row)
-}
-
-/// Adds a member to a group conversation (idempotent: an existing member is not re-added).
-pub async fn add_member(
-    db: &PgPool,
-    bus: &Bus,
-    by: Uuid,
-    id: Uuid,
-    user: Uuid,
-) -> Result<bool, ApiError> {
-    let mut tx = db.begin().await?;
-    let row = lock_for(&mut tx, by, id).await?;
-    if row.kind == Kind::Direct {
-        return Err(ApiError::state_conflict(
-            ErrorCode::Conflict,
-            "A direct conversation has exactly two members; start a group instead.",
-        ));
-    }
-    if is_member(&mut *tx, id, user).await? {
-        return Ok(false);
-    }
-    let exists = crate::accounts::find_active(&mut *tx, user)
-        .await?
-        .is_some();
-    if !exists {
-        return Err(ApiError::not_found("User"));
-    }
-    let count = member_ids(&mut tx, id).await?.len();
-    if count >= MAX_MEMBERS {
-        return Err(ApiError::state_conflict(
-            ErrorCode::Conflict,
-            format!("A conversation has at most {MAX_MEMBERS} members."),
-        ));
-    }
-    let (seq, _) = bump(&mut tx, id, false).await?;
-    sqlx::query!(
-        "INSERT INTO conversation_members (conversation_id, user_id, joined_event_seq)
-         VALUES ($1, $2, $3)
-         ON CONFLICT (conversation_id, user_id)
-         DO UPDATE SET left_at = NULL, joined_at = now(), last_read_seq = 0,
-                       joined_event_seq = $3, left_event_seq = NULL",
-        id,
-        user,
-        seq
-    )
-    .execute(&mut *tx)
-    .await?;
-    let frame = ServerFrame::MemberJoined {
-        conversation_id: id,
-        seq,
-        user: user_ref(&mut tx, user).await?,
-        by,
-    };
-    record(&mut tx, &frame).await?;
-    let users = member_ids(&mut tx, id).await?;
-    tx.commit().await?;
-    deliver(bus, users, frame).await;
-    Ok(true)
-}
-
-/// Removes a member (or leaves, when `user == by`). The one removed is told too.
-pub async fn remove_member(
-    db: &PgPool,
-    bus: &Bus,
-    by: Uuid,
-    id: Uuid,
-    user: Uuid,
-) -> Result<(), ApiError> {
-    let mut tx = db.begin().await?;
-    let row = lock_for(&mut tx, by, id).await?;
-    if row.kind == Kind::Direct {
-        return Err(ApiError::state_conflict(
-            ErrorCode::Conflict,
-            "Nobody leaves a direct conversation.",
-        ));
-    }
-    if !is_member(&mut *tx, id, user).await? {
-        return Err(ApiError::not_found("Member"));
-    }
-    let mut users = member_ids(&mut tx, id).await?;
-    let (seq, _) = bump(&mut tx, id, false).await?;
-    // They see the event that removes them, and nothing after.
-    sqlx::query!(
-        "UPDATE conversation_members SET left_at = now(), left_event_seq = $3
-         WHERE conversation_id = $1 AND user_id = $2",
-        id,
-        user,
-        seq
-    )
-    .execute(&mut *tx)
-    .await?;
-    let frame = ServerFrame::MemberLeft {
-        conversation_id: id,
-        seq,
-        user_id: user,
-        by,
-    };
-    record(&mut tx, &frame).await?;
-    tx.commit().await?;
-    users.sort();
-    deliver(bus, users, frame).await;
-    Ok(())
 }
 
 /// Edits (`Some(body)`) or deletes (`None`) a message; only its author may.

@@ -9,6 +9,7 @@ mod batch;
 pub mod bulk;
 pub mod commands;
 pub mod log;
+pub mod membership;
 mod pages;
 pub mod sender;
 pub mod store;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::store::{ConversationRow, Kind, MessageRow};
+use super::store::{ConversationRow, Kind, MessageRow, Role};
 use crate::{error::ApiError, frames::MessageData};
 
 /// History, newest first before `before`, or oldest first after `after`, if `user` is a
@@ -29,7 +29,7 @@ pub async fn history(
                SELECT x.id, x.seq, x.author_id, u.username AS author_username, x.body,
                       x.client_msg_id, x.created_at, x.edited_at, x.deleted_at
                FROM messages x JOIN users u ON u.id = x.author_id
-               WHERE x.conversation_id = $1
+               WHERE x.conversation_id = $1 AND x.seq > me.history_from_seq
                  AND ($2::bigint IS NULL OR x.seq < $2)
                  AND ($3::bigint IS NULL OR x.seq > $3)
                ORDER BY CASE WHEN $3::bigint IS NULL THEN -x.seq ELSE x.seq END
@@ -73,6 +73,8 @@ pub struct Summary {
     pub last_message: Option<MessageData>,
     pub unread: i64,
     pub last_read_seq: i64,
+    /// My role.
+    pub role: Role,
 }
 
 pub type ListKey = (DateTime<Utc>, Uuid);
@@ -88,9 +90,11 @@ pub async fn list(
     // The page, its unread counts and each conversation's last message in one statement.
     let rows = sqlx::query!(
         r#"SELECT c.id, c.kind AS "kind: Kind", c.title, c.created_by, c.last_message_seq,
-                  c.last_event_seq, c.last_activity_at, c.created_at, m.last_read_seq,
+                  c.last_event_seq, c.last_activity_at, c.created_at,
+                  c.new_members_see_history, m.last_read_seq, m.role AS "role: Role",
                   (SELECT count(*) FROM messages x
-                   WHERE x.conversation_id = c.id AND x.seq > m.last_read_seq
+                   WHERE x.conversation_id = c.id
+                     AND x.seq > GREATEST(m.last_read_seq, m.history_from_seq)
                      AND x.author_id <> $1 AND x.deleted_at IS NULL) AS "unread!",
                   l.id AS "last_id?", l.seq AS "last_seq?", l.author_id AS "last_author_id?",
                   l.author_username AS "last_author_username?", l.body AS last_body,
@@ -101,7 +105,7 @@ pub async fn list(
                SELECT x.id, x.seq, x.author_id, u.username AS author_username, x.body,
                       x.client_msg_id, x.created_at, x.edited_at, x.deleted_at
                FROM messages x JOIN users u ON u.id = x.author_id
-               WHERE x.conversation_id = c.id
+               WHERE x.conversation_id = c.id AND x.seq > m.history_from_seq
                ORDER BY x.seq DESC LIMIT 1) l ON true
            WHERE m.user_id = $1 AND m.left_at IS NULL
              AND ($2::timestamptz IS NULL OR (c.last_activity_at, c.id) < ($2, $3))
@@ -143,10 +147,12 @@ pub async fn list(
                     last_event_seq: r.last_event_seq,
                     last_activity_at: r.last_activity_at,
                     created_at: r.created_at,
+                    new_members_see_history: r.new_members_see_history,
                 },
                 last_message: last.map(MessageData::from),
                 unread: r.unread,
                 last_read_seq: r.last_read_seq,
+                role: r.role,
             }
         })
         .collect())

@@ -34,6 +34,44 @@ impl Kind {
     }
 }
 
+/// A member's role in a group: the owner (one), admins the owner names, members. In a
+/// direct conversation everyone is a `Member`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    poem_openapi::Enum,
+    sqlx::Type,
+    serde::Serialize,
+)]
+#[sqlx(type_name = "member_role", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+#[oai(rename = "MemberRole", rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Admin => "admin",
+            Self::Member => "member",
+        }
+    }
+
+    /// Owners and admins add and remove members.
+    pub fn manages_members(self) -> bool {
+        matches!(self, Self::Owner | Self::Admin)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ConversationRow {
     pub id: Uuid,
@@ -44,12 +82,15 @@ pub struct ConversationRow {
     pub last_event_seq: i64,
     pub last_activity_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
+    /// Set by the owner: members added later see the messages from before they joined.
+    pub new_members_see_history: bool,
 }
 
 #[derive(Debug, Clone)]
 pub struct MemberRow {
     pub user_id: Uuid,
     pub username: String,
+    pub role: Role,
     pub joined_at: DateTime<Utc>,
     pub last_read_seq: i64,
 }
@@ -99,7 +140,7 @@ pub async fn conversation_for(
     sqlx::query_as!(
         ConversationRow,
         r#"SELECT c.id, c.kind AS "kind: Kind", c.title, c.created_by, c.last_message_seq,
-                  c.last_event_seq, c.last_activity_at, c.created_at
+                  c.last_event_seq, c.last_activity_at, c.created_at, c.new_members_see_history
            FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id
            WHERE c.id = $1 AND m.user_id = $2 AND m.left_at IS NULL"#,
         id,
@@ -128,20 +169,43 @@ pub(super) async fn lock_for(
     user: Uuid,
     id: Uuid,
 ) -> Result<ConversationRow, ApiError> {
+    Ok(lock_as(conn, user, id).await?.0)
+}
+
+/// [`lock_for`], with `user`'s role.
+pub(super) async fn lock_as(
+    conn: &mut PgConnection,
+    user: Uuid,
+    id: Uuid,
+) -> Result<(ConversationRow, Role), ApiError> {
     let row = sqlx::query_as!(
         ConversationRow,
         r#"SELECT id, kind AS "kind: Kind", title, created_by, last_message_seq, last_event_seq,
-                  last_activity_at, created_at
+                  last_activity_at, created_at, new_members_see_history
            FROM conversations WHERE id = $1 FOR NO KEY UPDATE"#,
         id
     )
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(not_found)?;
-    if !is_member(&mut *conn, id, user).await? {
-        return Err(not_found());
-    }
-    Ok(row)
+    let role = role_of(&mut *conn, id, user).await?.ok_or_else(not_found)?;
+    Ok((row, role))
+}
+
+/// `user`'s role, if a member.
+pub(super) async fn role_of(
+    db: impl PgExecutor<'_>,
+    conversation: Uuid,
+    user: Uuid,
+) -> Result<Option<Role>, ApiError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT role AS "role: Role" FROM conversation_members
+           WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL"#,
+        conversation,
+        user
+    )
+    .fetch_optional(db)
+    .await?)
 }
 
 pub async fn is_member(
@@ -165,10 +229,10 @@ pub async fn members(
 ) -> Result<Vec<MemberRow>, ApiError> {
     Ok(sqlx::query_as!(
         MemberRow,
-        "SELECT m.user_id, u.username, m.joined_at, m.last_read_seq
-         FROM conversation_members m JOIN users u ON u.id = m.user_id
-         WHERE m.conversation_id = $1 AND m.left_at IS NULL
-         ORDER BY m.joined_at, m.user_id",
+        r#"SELECT m.user_id, u.username, m.role AS "role: Role", m.joined_at, m.last_read_seq
+           FROM conversation_members m JOIN users u ON u.id = m.user_id
+           WHERE m.conversation_id = $1 AND m.left_at IS NULL
+           ORDER BY m.joined_at, m.user_id"#,
         conversation
     )
     .fetch_all(db)
@@ -324,17 +388,26 @@ pub(super) async fn message_rows_for_keys(
     Ok(rows.into_iter().map(MessageData::from).collect())
 }
 
-/// A message, if `user` is a member of its conversation.
+/// A message, if `user` is a member of its conversation who may see it (a member added to
+/// a group sees the messages from when they joined, unless the owner shares history).
 pub async fn message_for(
     db: impl PgExecutor<'_> + Copy,
     user: Uuid,
     id: Uuid,
 ) -> Result<MessageData, ApiError> {
     let message = message_by_id(db, id).await?;
-    if !is_member(db, message.conversation_id, user).await? {
-        return Err(ApiError::not_found("Message"));
+    let from = sqlx::query_scalar!(
+        "SELECT history_from_seq FROM conversation_members
+         WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL",
+        message.conversation_id,
+        user
+    )
+    .fetch_optional(db)
+    .await?;
+    match from {
+        Some(from) if message.seq > from => Ok(message),
+        _ => Err(ApiError::not_found("Message")),
     }
-    Ok(message)
 }
 
 /// Members (other than the author) who have read up to the message.
@@ -360,5 +433,6 @@ pub async fn read_by(
     .collect())
 }
 
-pub use super::commands::{add_member, change_message, create, mark_read, remove_member, rename};
+pub use super::commands::{change_message, create, mark_read, rename};
+pub use super::membership::{add_member, remove_member, set_role, share_history};
 pub use super::pages::{ListKey, Summary, history, list};

@@ -391,8 +391,12 @@ async fn groups_add_remove_leave_and_rename() {
     );
     let conv = conversation(&app, &nina, &[&miles], Some("Band")).await;
     let members = format!("/api/v1/conversations/{conv}/participants");
+    // Members add nobody; the owner (the creator) does (see group_roles.rs).
+    app.post(&members, miles.token(), json!({"user_id": eve.id}))
+        .await
+        .err(403, "forbidden");
     let added = app
-        .post(&members, miles.token(), json!({"user_id": eve.id}))
+        .post(&members, nina.token(), json!({"user_id": eve.id}))
         .await;
     assert_eq!(added.ok(200)["items"].as_array().unwrap().len(), 3);
     app.post(&members, zoe.token(), json!({"user_id": zoe.id}))

@@ -17,6 +17,7 @@ mod event_search;
 mod events;
 mod faults;
 mod group_commit;
+mod group_roles;
 mod hardening;
 mod health;
 mod limits;

@@ -557,7 +557,7 @@ async fn membership_and_renames_are_pushed_to_everyone_concerned() {
     let mut zoe_ws = Ws::connect(&app, &zoe.access).await;
     let conv = conversation(&app, &nina, &[&miles, &nina]).await;
     let members = format!("/api/v1/conversations/{conv}/participants");
-    app.post(&members, miles.token(), json!({"user_id": zoe.id}))
+    app.post(&members, nina.token(), json!({"user_id": zoe.id}))
         .await
         .ok(200);
     app.patch(

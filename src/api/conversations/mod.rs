@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     api::guard::AuthUser,
-    chat::store::{self, Summary},
+    chat::store,
     envelope::{Envelope, Nothing},
     error::ApiError,
     frames::UserRef,
@@ -56,7 +56,7 @@ impl ConversationsApi {
             title,
         )
         .await?;
-        let v = view(row, None, 0, 0);
+        let v = one(&state, auth.0.id, row.id).await?;
         Ok(if created {
             ConversationResponse::Created(Json(Envelope::created("Conversation started.", v)))
         } else {
@@ -91,10 +91,7 @@ impl ConversationsApi {
         let (rows, next_cursor) = page.finish(rows, |s| {
             (s.conversation.last_activity_at, s.conversation.id)
         });
-        let items = rows
-            .into_iter()
-            .map(|s: Summary| view(s.conversation, s.last_message, s.unread, s.last_read_seq))
-            .collect();
+        let items = rows.into_iter().map(view).collect();
         Ok(ConversationPage::Ok(Json(Envelope::ok(
             "Conversations.",
             Page { items, next_cursor },
@@ -119,7 +116,11 @@ impl ConversationsApi {
         ))))
     }
 
-    /// Rename a group conversation
+    /// Rename a group, or change its settings
+    ///
+    /// Any member renames a group; only its owner changes `new_members_see_history`. Each
+    /// change is told to the members (`conversation.renamed`,
+    /// `conversation.settings_changed`).
     #[oai(
         path = "/conversations/:id",
         method = "patch",
@@ -130,13 +131,19 @@ impl ConversationsApi {
         state: Data<&AppState>,
         auth: AuthUser,
         id: Path<Uuid>,
-        body: Json<Rename>,
+        body: Json<ConversationChanges>,
     ) -> Result<ConversationResponse, Errors<WriteErrors>> {
-        let title = store::parse_title(body.0.title.as_deref())
-            .map_err(|e| ApiError::validation(vec![e]))?;
-        store::rename(&state.db, &state.bus, auth.0.id, id.0, title).await?;
+        let changes = body.0;
+        if !changes.title.is_undefined() {
+            let title = store::parse_title(changes.title.as_opt_deref().flatten())
+                .map_err(|e| ApiError::validation(vec![e]))?;
+            store::rename(&state.db, &state.bus, auth.0.id, id.0, title).await?;
+        }
+        if let Some(visible) = changes.new_members_see_history {
+            store::share_history(&state.db, &state.bus, auth.0.id, id.0, visible).await?;
+        }
         Ok(ConversationResponse::Ok(Json(Envelope::ok(
-            "Conversation renamed.",
+            "Conversation updated.",
             one(&state, auth.0.id, id.0).await?,
         ))))
     }
@@ -154,21 +161,10 @@ impl ConversationsApi {
         id: Path<Uuid>,
     ) -> Result<MembersResponse, Errors<GetErrors>> {
         store::conversation_for(&state.db, auth.0.id, id.0).await?;
-        let items = store::members(&state.db, id.0)
-            .await?
-            .into_iter()
-            .map(MemberView::from)
-            .collect();
-        Ok(MembersResponse::Ok(Json(Envelope::ok(
-            "Members.",
-            Page {
-                items,
-                next_cursor: None,
-            },
-        ))))
+        Ok(member_page(&state, id.0, "Members.").await?)
     }
 
-    /// Add a member (group conversations)
+    /// Add a member (group owner or admins)
     #[oai(
         path = "/conversations/:id/participants",
         method = "post",
@@ -182,21 +178,13 @@ impl ConversationsApi {
         body: Json<AddMember>,
     ) -> Result<MembersResponse, Errors<WriteErrors>> {
         store::add_member(&state.db, &state.bus, auth.0.id, id.0, body.0.user_id).await?;
-        let items = store::members(&state.db, id.0)
-            .await?
-            .into_iter()
-            .map(MemberView::from)
-            .collect();
-        Ok(MembersResponse::Ok(Json(Envelope::ok(
-            "Member added.",
-            Page {
-                items,
-                next_cursor: None,
-            },
-        ))))
+        Ok(member_page(&state, id.0, "Member added.").await?)
     }
 
     /// Remove a member, or leave (your own id)
+    ///
+    /// The owner removes admins and members, an admin removes members; anyone leaves. When
+    /// the owner leaves, the longest-standing admin (or else member) becomes the owner.
     #[oai(
         path = "/conversations/:id/participants/:user_id",
         method = "delete",
@@ -216,6 +204,32 @@ impl ConversationsApi {
             "Member removed."
         };
         Ok(DoneResponse::Ok(Json(Envelope::ok(message, Nothing))))
+    }
+
+    /// Change a member's role (group owner)
+    ///
+    /// `admin` lets them add and remove members; `member` takes that back; `owner` hands
+    /// the group on (you become an admin). Told to the members as `member.role_changed`.
+    #[oai(
+        path = "/conversations/:id/participants/:user_id",
+        method = "patch",
+        operation_id = "conversations_set_role"
+    )]
+    async fn set_role(
+        &self,
+        state: Data<&AppState>,
+        auth: AuthUser,
+        id: Path<Uuid>,
+        user_id: Path<Uuid>,
+        body: Json<SetMemberRole>,
+    ) -> Result<MembersResponse, Errors<WriteErrors>> {
+        let role = body
+            .0
+            .role
+            .parse("role")
+            .map_err(|e| ApiError::validation(vec![e]))?;
+        store::set_role(&state.db, &state.bus, auth.0.id, id.0, user_id.0, role).await?;
+        Ok(member_page(&state, id.0, "Role changed.").await?)
     }
 
     /// History
@@ -412,6 +426,25 @@ async fn one(state: &AppState, user: Uuid, id: Uuid) -> Result<ConversationView,
     store::list(&state.db, user, Some(id), None, 1)
         .await?
         .pop()
-        .map(|s| view(s.conversation, s.last_message, s.unread, s.last_read_seq))
+        .map(view)
         .ok_or_else(|| ApiError::not_found("Conversation"))
+}
+
+async fn member_page(
+    state: &AppState,
+    id: Uuid,
+    message: &'static str,
+) -> Result<MembersResponse, ApiError> {
+    let items = store::members(&state.db, id)
+        .await?
+        .into_iter()
+        .map(MemberView::from)
+        .collect();
+    Ok(MembersResponse::Ok(Json(Envelope::ok(
+        message,
+        Page {
+            items,
+            next_cursor: None,
+        },
+    ))))
 }

@@ -3,12 +3,17 @@
 
 use crate::api::timestamp::Timestamp;
 use chrono::{DateTime, Utc};
-use poem_openapi::{ApiResponse, Object, payload::Json, types::Example};
+use poem_openapi::{
+    ApiResponse, Object,
+    payload::Json,
+    types::{Example, MaybeUndefined},
+};
 use uuid::Uuid;
 
 use crate::{
+    api::choice::Choice,
     api::pagination::Page,
-    chat::store::{ConversationRow, MemberRow},
+    chat::store::{MemberRow, Role, Summary},
     envelope::{Envelope, Nothing},
     error_set,
     frames::MessageData,
@@ -105,6 +110,8 @@ impl Example for MessageDetails {
 pub struct MemberView {
     pub user_id: Uuid,
     pub username: String,
+    /// In a group: `owner` (one), `admin` or `member`. In a direct conversation: `member`.
+    pub role: Role,
     pub joined_at: Timestamp,
     /// Messages up to this number are read.
     pub last_read_seq: i64,
@@ -115,6 +122,7 @@ impl From<MemberRow> for MemberView {
         Self {
             user_id: m.user_id,
             username: m.username,
+            role: m.role,
             joined_at: Timestamp(m.joined_at),
             last_read_seq: m.last_read_seq,
         }
@@ -126,6 +134,7 @@ impl Example for MemberView {
         Self {
             user_id: Uuid::from_u128(0x0190_9c1e_7a4b_7c3d_9e2f_1a2b_3c4d_5e70),
             username: "miles_b".into(),
+            role: Role::Admin,
             joined_at: Timestamp(example_time()),
             last_read_seq: 41,
         }
@@ -139,6 +148,11 @@ pub struct ConversationView {
     /// `direct` (two people, created once) or `group`.
     pub kind: String,
     pub title: Option<String>,
+    /// My role here (see `MemberView.role`).
+    pub my_role: Role,
+    /// Whether members added from now on see the messages from before they joined (set by
+    /// the owner; `false` by default: a new member reads from when they joined).
+    pub new_members_see_history: bool,
     pub last_message: Option<MessageView>,
     /// Messages from others after my read marker (deleted ones excepted).
     pub unread_count: i64,
@@ -156,6 +170,8 @@ impl Example for ConversationView {
             id: Uuid::from_u128(0x0190_9c1e_0000_7000_8000_0000_0000_00c0),
             kind: "group".into(),
             title: Some("Friday jam band".into()),
+            my_role: Role::Owner,
+            new_members_see_history: false,
             last_message: Some(MessageView::example()),
             unread_count: 1,
             last_read_seq: 41,
@@ -167,16 +183,20 @@ impl Example for ConversationView {
     }
 }
 
-pub(super) fn view(
-    c: ConversationRow,
-    last_message: Option<MessageData>,
-    unread: i64,
-    last_read_seq: i64,
-) -> ConversationView {
+pub(super) fn view(s: Summary) -> ConversationView {
+    let Summary {
+        conversation: c,
+        last_message,
+        unread,
+        last_read_seq,
+        role,
+    } = s;
     ConversationView {
         id: c.id,
         kind: c.kind.as_str().to_owned(),
         title: c.title,
+        my_role: role,
+        new_members_see_history: c.new_members_see_history,
         last_message: last_message.map(MessageView::from),
         unread_count: unread,
         last_read_seq,
@@ -205,17 +225,37 @@ impl Example for NewConversation {
     }
 }
 
+/// What to change; what is left out stays.
 #[derive(Debug, Object)]
 #[oai(example)]
-pub struct Rename {
-    /// At most 100 characters; `null` or empty removes it.
-    pub title: Option<String>,
+pub struct ConversationChanges {
+    /// At most 100 characters; `null` or empty removes it. Any member of a group.
+    pub title: MaybeUndefined<String>,
+    /// Whether members added from now on see the messages from before they joined. The
+    /// group's owner only.
+    pub new_members_see_history: Option<bool>,
 }
 
-impl Example for Rename {
+impl Example for ConversationChanges {
     fn example() -> Self {
         Self {
-            title: Some("Sunday session".into()),
+            title: MaybeUndefined::Value("Sunday session".into()),
+            new_members_see_history: None,
+        }
+    }
+}
+
+/// A member's new role. `owner` hands the group on (you become an admin).
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct SetMemberRole {
+    pub role: Choice<Role>,
+}
+
+impl Example for SetMemberRole {
+    fn example() -> Self {
+        Self {
+            role: Choice(Ok(Role::Admin)),
         }
     }
 }
