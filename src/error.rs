@@ -89,6 +89,18 @@ impl ApiError {
         err
     }
 
+    /// The server is at capacity and refused the work at once, storing nothing: retry after
+    /// `secs` seconds.
+    pub fn overloaded(secs: u64) -> Self {
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Overloaded,
+            format!("The server is at capacity; retry in {secs} s."),
+        );
+        err.retry_after = Some(secs);
+        err
+    }
+
     /// Too many requests: retry after `wait` (rounded up to whole seconds, at least 1).
     pub fn rate_limited(wait: std::time::Duration) -> Self {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -218,7 +218,8 @@ pub struct Found {
     pub key_text: String,
 }
 
-/// Finds active musicians, `fetch` at most, after `after`.
+/// Finds active musicians, `fetch` at most, after `after`, for `viewer` (who never finds
+/// someone on the other side of a block).
 ///
 /// One static statement serves every combination of filters; it runs with
 /// `plan_cache_mode = force_custom_plan` so that PostgreSQL plans each call with its actual
@@ -226,6 +227,7 @@ pub struct Found {
 /// instead of a generic plan that could only scan.
 pub async fn search(
     db: &PgPool,
+    viewer: Uuid,
     filter: &Search,
     after: Option<&SearchKey>,
     fetch: i64,
@@ -255,6 +257,10 @@ pub async fn search(
                       END AS distance_m
              ) d
              WHERE u.deactivated_at IS NULL
+               AND NOT EXISTS (
+                     SELECT 1 FROM blocks b
+                     WHERE (b.blocker_id = $12 AND b.blocked_id = u.id)
+                        OR (b.blocker_id = u.id AND b.blocked_id = $12))
                AND ($1::text IS NULL OR (u.username || ' ' || coalesce(u.city, '')) ILIKE $1)
                AND ($2::uuid IS NULL OR EXISTS (
                      SELECT 1 FROM user_instruments ui
@@ -281,6 +287,7 @@ pub async fn search(
         after.map(|a| a.1.clone()),
         after.map(|a| a.2),
         fetch,
+        viewer,
     )
     .fetch_all(&mut *tx)
     .await?;

@@ -19,7 +19,7 @@ use crate::{
     config::Settings,
     error::ApiError,
     hub::Hub,
-    limits::Limiter,
+    limits::{Gate, Limiter},
     metrics::Metrics,
 };
 
@@ -55,6 +55,8 @@ pub struct Inner {
     socket_db_waiting: AtomicUsize,
     /// Rate limits, shared across instances through Redis when it is configured.
     pub limits: Limiter,
+    /// Searches running at once: a few per user, half the pool in all.
+    pub searches: Gate,
     pub metrics: Arc<Metrics>,
 }
 
@@ -84,6 +86,10 @@ impl AppState {
         );
         let socket_db_turns = (settings.database_max_connections as usize * 3 / 4).max(1);
         let socket_db = Arc::new(Semaphore::new(socket_db_turns));
+        let searches = Gate::new(
+            (settings.database_max_connections as usize / 2).max(1),
+            settings.rate_limits.max_searches_per_user,
+        );
         Ok(Self(Arc::new(Inner {
             settings,
             db,
@@ -99,6 +105,7 @@ impl AppState {
             socket_db_turns,
             socket_db_waiting: Default::default(),
             limits,
+            searches,
             metrics,
         })))
     }

@@ -54,6 +54,8 @@ const MODULES: &[(&str, Layer)] = &[
     ("events", Domain),
     ("musicians", Domain),
     ("notifications", Domain),
+    ("moderation", Domain), // reports and what administrators do about them
+    ("safety", Domain),     // blocks and presence privacy
     // Adapters: services and core, not each other.
     ("api", Adapter),      // REST
     ("realtime", Adapter), // the socket

@@ -28,6 +28,14 @@ impl Choices for crate::chat::store::Role {
     const NAMES: &'static str = "owner, admin, member";
 }
 
+impl Choices for crate::moderation::Target {
+    const NAMES: &'static str = "user, message, event, conversation";
+}
+
+impl Choices for crate::moderation::Action {
+    const NAMES: &'static str = "dismiss, suspend_user, delete_content";
+}
+
 impl Choices for crate::catalogue::Category {
     const NAMES: &'static str =
         "strings, keys, percussion, brass, woodwind, voice, electronic, other";

@@ -6,6 +6,7 @@ pub mod caching;
 pub mod catalogue_crud;
 pub mod choice;
 pub mod conversations;
+pub mod costs;
 pub mod events;
 pub mod genres;
 pub mod guard;
@@ -17,7 +18,9 @@ pub mod notifications;
 pub mod pagination;
 pub mod participations;
 pub mod registration;
+pub mod reports;
 pub mod responses;
+pub mod safety;
 pub mod strict;
 pub mod timestamp;
 pub mod users;
@@ -42,6 +45,8 @@ pub enum ApiTags {
     Notifications,
     /// Conversations and messages.
     Chat,
+    /// Blocks, reports and privacy.
+    Safety,
     /// Liveness and readiness.
     Operations,
 }
@@ -56,6 +61,8 @@ pub type Apis = (
     participations::ParticipationsApi,
     notifications::NotificationsApi,
     conversations::ConversationsApi,
+    safety::SafetyApi,
+    reports::ReportsApi,
     health::HealthApi,
 );
 
@@ -72,6 +79,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
             participations::ParticipationsApi,
             notifications::NotificationsApi,
             conversations::ConversationsApi,
+            safety::SafetyApi,
+            reports::ReportsApi,
             health::HealthApi,
         ),
         "TuneLink API",

@@ -170,7 +170,7 @@ pub enum Done {
     Ok(Json<Envelope<Nothing>>),
 }
 
-error_set!(SearchErrors: 400, 401, 422, 500, 503);
+error_set!(SearchErrors: 400, 401, 422, 429, 500, 503);
 error_set!(MineErrors: 400, 401, 422, 500, 503);
 error_set!(SetErrors: 400, 401, 404, 413, 415, 422, 500, 503);
 error_set!(RemoveErrors: 400, 401, 404, 422, 500, 503);
@@ -186,13 +186,13 @@ impl MusiciansApi {
     /// at least 1: a smaller radius counts as 1; results are then sorted by distance).
     /// Distances are to each musician's area (their point rounded to 0.01°) and answered in
     /// whole kilometres, so that no combination of searches locates a person better than
-    /// that area. Deactivated accounts never appear.
+    /// that area. Deactivated accounts never appear, nor anyone you blocked or who blocked you.
     #[oai(path = "/users", method = "get", operation_id = "musicians_search")]
     #[allow(clippy::too_many_arguments)]
     async fn search(
         &self,
         state: Data<&AppState>,
-        _auth: AuthUser,
+        auth: AuthUser,
         q: Query<Option<String>>,
         instrument_id: Query<Option<Uuid>>,
         /// Only with `instrument_id`: this level or better.
@@ -205,6 +205,7 @@ impl MusiciansApi {
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> Result<SearchResponse, Errors<SearchErrors>> {
+        let _pass = super::costs::search(&state, auth.0.id).await?;
         let mut v = Validator::new();
         let text = q.0.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
         if let Some(t) = &text {
@@ -274,7 +275,14 @@ impl MusiciansApi {
             genre: genre_id.0,
             near,
         };
-        let rows = musicians::search(&state.db, &filter, page.after.as_ref(), page.fetch()).await?;
+        let rows = musicians::search(
+            &state.db,
+            auth.0.id,
+            &filter,
+            page.after.as_ref(),
+            page.fetch(),
+        )
+        .await?;
         let (rows, next_cursor) = page.finish(rows, |r| (r.key_num, r.key_text.clone(), r.id));
         let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
         let (mut played, mut liked) = details_of(&state, &ids).await?;

@@ -118,8 +118,8 @@ pub enum MyParticipations {
 }
 
 error_set!(ListErrors: 400, 401, 422, 500, 503);
-error_set!(ChangeErrors: 400, 401, 403, 404, 409, 413, 415, 422, 500, 503);
-error_set!(WithdrawErrors: 400, 401, 404, 409, 422, 500, 503);
+error_set!(ChangeErrors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503);
+error_set!(WithdrawErrors: 400, 401, 404, 409, 422, 429, 500, 503);
 
 pub struct ParticipationsApi;
 
@@ -169,6 +169,7 @@ impl ParticipationsApi {
         id: Path<Uuid>,
         body: Json<ParticipationChange>,
     ) -> Result<ParticipationResponse, Errors<ChangeErrors>> {
+        super::costs::fan_out(&state, auth.0.id, id.0).await?;
         let change = match (body.0.instrument_id, body.0.status) {
             (Some(instrument), None) => Change::Instrument(instrument),
             (None, Some(status)) => {
@@ -226,6 +227,7 @@ impl ParticipationsApi {
         auth: AuthUser,
         id: Path<Uuid>,
     ) -> Result<ParticipationResponse, Errors<WithdrawErrors>> {
+        super::costs::fan_out(&state, auth.0.id, id.0).await?;
         let row = participations::withdraw(&state.db, &state.bus, auth.0.id, id.0).await?;
         Ok(ParticipationResponse::Ok(Json(Envelope::ok(
             "Withdrawn.",

@@ -28,6 +28,8 @@ pub enum RevokeReason {
     PasswordChange,
     Deactivated,
     RefreshTokenReused,
+    /// An administrator suspended the account (acting on a report).
+    Suspended,
 }
 
 impl RevokeReason {
@@ -37,6 +39,7 @@ impl RevokeReason {
             Self::PasswordChange => "password_change",
             Self::Deactivated => "deactivated",
             Self::RefreshTokenReused => "refresh_token_reused",
+            Self::Suspended => "suspended",
         }
     }
 }

@@ -48,6 +48,8 @@ struct Numbers {
     last_event: i64,
     members: Arc<[Uuid]>,
     touched: bool,
+    /// A direct conversation one of whose two members blocked the other.
+    blocked: bool,
 }
 
 /// Stores `requests` in the open transaction `conn`; one outcome per request.
@@ -61,7 +63,7 @@ pub(super) async fn store_in(
     // The row locks serialise each conversation's changes; taken in id order, so that
     // two writers (two instances) wait for each other instead of deadlocking.
     let locked = sqlx::query(
-        "SELECT id, last_message_seq, last_event_seq FROM conversations
+        "SELECT id, last_message_seq, last_event_seq, blocked FROM conversations
          WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
     )
     .bind(&ids)
@@ -102,6 +104,7 @@ pub(super) async fn store_in(
                 last_event: row.try_get(2)?,
                 members: members.remove(&id).unwrap_or_default().into(),
                 touched: false,
+                blocked: row.try_get(3)?,
             },
         );
     }
@@ -139,12 +142,21 @@ pub(super) async fn store_in(
             outcomes.push(Err(not_found()));
             continue;
         }
+        // A retry of a message stored before a block still answers it.
+        let first = r
+            .client_msg_id
+            .as_ref()
+            .and_then(|k| firsts.get(&(r.conversation, r.author, k.clone())));
+        if let Some(first) = first {
+            outcomes.push(Ok((first.clone(), false)));
+            continue;
+        }
+        if numbers.blocked {
+            outcomes.push(Err(crate::safety::blocks::closed()));
+            continue;
+        }
         if let Some(key) = &r.client_msg_id {
             let key = (r.conversation, r.author, key.clone());
-            if let Some(first) = firsts.get(&key) {
-                outcomes.push(Ok((first.clone(), false)));
-                continue;
-            }
             if let Some(&i) = fresh.get(&key) {
                 let first = outcomes[i]
                     .as_ref()

@@ -9,7 +9,8 @@ use super::{
     deliver,
     store::{
         ConversationRow, Kind, MAX_MEMBERS, Role, as_data, bump, conversation_for, direct_key,
-        is_direct, lock_for, member_ids, members, message_by_id, message_for, parse_body, record,
+        is_direct, lock_for, lock_row, member_ids, members, message_by_id, message_for, parse_body,
+        record,
     },
 };
 use crate::{
@@ -60,6 +61,9 @@ pub async fn create(
             "not_found",
             "a participant does not exist",
         ));
+    }
+    if crate::safety::blocks::any_between(db, creator, &others).await? {
+        return Err(crate::safety::blocks::refused());
     }
     let direct = is_direct(others.len(), title.as_deref());
     let direct_key = direct.then(|| direct_key(creator, others[0]));
@@ -169,8 +173,37 @@ pub async fn change_message(
     if current.author.id != user {
         return Err(ApiError::forbidden("Only the author can change a message."));
     }
+    apply_change(db, bus, Some(user), current.conversation_id, id, body).await
+}
+
+/// Deletes a message as a moderator (acting on a report): like its author would, told to
+/// the members as `message.deleted`. A message already deleted is answered as it is.
+pub async fn remove_message(db: &PgPool, bus: &Bus, id: Uuid) -> Result<MessageData, ApiError> {
+    let current = message_by_id(db, id).await?;
+    if current.deleted_at.is_some() {
+        return Ok(current);
+    }
+    apply_change(db, bus, None, current.conversation_id, id, None).await
+}
+
+/// Stores and tells an edit or a deletion; `member`, when given, must still be a member.
+async fn apply_change(
+    db: &PgPool,
+    bus: &Bus,
+    member: Option<Uuid>,
+    conversation: Uuid,
+    id: Uuid,
+    body: Option<String>,
+) -> Result<MessageData, ApiError> {
     let mut tx = db.begin().await?;
-    lock_for(&mut tx, user, current.conversation_id).await?;
+    match member {
+        Some(user) => {
+            lock_for(&mut tx, user, conversation).await?;
+        }
+        None => {
+            lock_row(&mut tx, conversation).await?;
+        }
+    }
     let current = message_by_id(&mut *tx, id).await?;
     if current.deleted_at.is_some() {
         return Err(ApiError::state_conflict(
@@ -197,23 +230,23 @@ pub async fn change_message(
             .await?;
         }
     }
-    let (seq, _) = bump(&mut tx, current.conversation_id, false).await?;
+    let (seq, _) = bump(&mut tx, conversation, false).await?;
     let message = message_by_id(&mut *tx, id).await?;
     let frame = if body.is_some() {
         ServerFrame::MessageEdited {
-            conversation_id: message.conversation_id,
+            conversation_id: conversation,
             seq,
             message: message.clone(),
         }
     } else {
         ServerFrame::MessageDeleted {
-            conversation_id: message.conversation_id,
+            conversation_id: conversation,
             seq,
             message: message.clone(),
         }
     };
     record(&mut tx, &frame).await?;
-    let users = member_ids(&mut tx, message.conversation_id).await?;
+    let users = member_ids(&mut tx, conversation).await?;
     tx.commit().await?;
     deliver(bus, users, frame).await;
     Ok(message)

@@ -56,6 +56,9 @@ pub async fn add_member(
     if !exists {
         return Err(ApiError::not_found("User"));
     }
+    if crate::safety::blocks::any_between(&mut *tx, by, &[user]).await? {
+        return Err(crate::safety::blocks::refused());
+    }
     let count = member_ids(&mut tx, id).await?.len();
     if count >= MAX_MEMBERS {
         return Err(ApiError::state_conflict(

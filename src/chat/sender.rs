@@ -161,13 +161,7 @@ impl Sender {
 
 /// The refusal of a send that would have waited too long.
 pub fn overloaded() -> ApiError {
-    let mut err = ApiError::new(
-        poem::http::StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Overloaded,
-        format!("The server is at capacity; retry in {RETRY_AFTER_SECS} s."),
-    );
-    err.retry_after = Some(RETRY_AFTER_SECS);
-    err
+    ApiError::overloaded(RETRY_AFTER_SECS)
 }
 
 /// The writer task's dependencies.

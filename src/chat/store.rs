@@ -178,18 +178,26 @@ pub(super) async fn lock_as(
     user: Uuid,
     id: Uuid,
 ) -> Result<(ConversationRow, Role), ApiError> {
-    let row = sqlx::query_as!(
+    let row = lock_row(&mut *conn, id).await?;
+    let role = role_of(&mut *conn, id, user).await?.ok_or_else(not_found)?;
+    Ok((row, role))
+}
+
+/// Locks the conversation row, whoever asks (moderation).
+pub(super) async fn lock_row(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<ConversationRow, ApiError> {
+    sqlx::query_as!(
         ConversationRow,
         r#"SELECT id, kind AS "kind: Kind", title, created_by, last_message_seq, last_event_seq,
                   last_activity_at, created_at, new_members_see_history
            FROM conversations WHERE id = $1 FOR NO KEY UPDATE"#,
         id
     )
-    .fetch_optional(&mut *conn)
+    .fetch_optional(conn)
     .await?
-    .ok_or_else(not_found)?;
-    let role = role_of(&mut *conn, id, user).await?.ok_or_else(not_found)?;
-    Ok((row, role))
+    .ok_or_else(not_found)
 }
 
 /// `user`'s role, if a member.
@@ -317,7 +325,8 @@ pub(super) fn as_data(c: &ConversationRow, members: &[MemberRow]) -> Conversatio
 /// Parses a title: at most 100 characters; empty means none.
 pub fn parse_title(raw: Option<&str>) -> Result<Option<String>, FieldError> {
     match raw.map(str::trim) {
-        None | Some("") => Ok(None),
+        None => Ok(None),
+        Some(t) if crate::domain::is_blank(t) => Ok(None),
         Some(t) if t.chars().count() > TITLE_MAX => Err(FieldError::new(
             "title",
             "too_long",
@@ -329,8 +338,12 @@ pub fn parse_title(raw: Option<&str>) -> Result<Option<String>, FieldError> {
 
 pub fn parse_body(raw: &str) -> Result<String, FieldError> {
     let body = raw.trim();
-    if body.is_empty() {
-        return Err(FieldError::new("body", "missing", "body must not be empty"));
+    if crate::domain::is_blank(body) {
+        return Err(FieldError::new(
+            "body",
+            "missing",
+            "body must show something: it is empty or only invisible characters",
+        ));
     }
     if body.chars().count() > BODY_MAX {
         return Err(FieldError::new(
@@ -433,6 +446,6 @@ pub async fn read_by(
     .collect())
 }
 
-pub use super::commands::{change_message, create, mark_read, rename};
+pub use super::commands::{change_message, create, mark_read, remove_message, rename};
 pub use super::membership::{add_member, remove_member, set_role, share_history};
 pub use super::pages::{ListKey, Summary, history, list};

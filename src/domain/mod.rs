@@ -73,3 +73,37 @@ pub fn check_time(
         t => Ok(t),
     }
 }
+
+/// Whether `text` shows nothing: only white space and invisible format characters
+/// (zero-width spaces and joiners, bidirectional marks and overrides, the byte-order mark,
+/// word joiners, soft hyphens, Hangul fillers). Such text is refused where text is required.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || is_invisible(c))
+}
+
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E007F}')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn invisible_text_is_blank() {
+        for blank in [
+            "",
+            "  ",
+            "\u{200B}\u{200D}",
+            "\u{202E}\u{2066} \u{FEFF}",
+            "\u{3164}",
+        ] {
+            assert!(super::is_blank(blank), "{blank:?}");
+        }
+        for shown in ["a", "\u{200B}a", "🎸", "\u{202E}x"] {
+            assert!(!super::is_blank(shown), "{shown:?}");
+        }
+    }
+}

@@ -71,6 +71,16 @@ pub async fn update(conn: &mut PgConnection, id: Uuid, f: &EventFields) -> Resul
     Ok(())
 }
 
+/// Whether the event exists, and whether it is cancelled.
+pub async fn status_of(db: impl sqlx::PgExecutor<'_>, id: Uuid) -> Result<Option<bool>, ApiError> {
+    Ok(sqlx::query_scalar!(
+        "SELECT status = 'cancelled' AS \"cancelled!\" FROM events WHERE id = $1",
+        id
+    )
+    .fetch_optional(db)
+    .await?)
+}
+
 pub async fn cancel(conn: &mut PgConnection, id: Uuid) -> Result<(), ApiError> {
     sqlx::query!(
         "UPDATE events SET status = 'cancelled', cancelled_at = now(), updated_at = now() WHERE id = $1",

@@ -9,6 +9,7 @@
 //! only: see README, "Rate limits", for that trade-off.
 
 pub mod client_ip;
+mod gate;
 mod local;
 mod rules;
 
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use client_ip::{ClientIp, TrustedProxies};
+pub use gate::{Gate, Pass};
 pub use rules::{RateLimits, Rule};
 
 use crate::error::ApiError;
@@ -57,10 +59,19 @@ pub enum Limit {
     Messages,
     Typing,
     Connects,
+    /// Expensive searches (musicians, events), per user.
+    Searches,
+    /// Writes that fan out to other people (renames, edits, deletions, membership and role
+    /// changes, event and participation changes), per user.
+    Changes,
+    /// The same writes, per conversation or event changed.
+    ChangesTarget,
+    /// Reports filed, per user.
+    Reports,
 }
 
 impl Limit {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 14] = [
         Self::LoginIp,
         Self::LoginName,
         Self::RegisterIp,
@@ -71,6 +82,10 @@ impl Limit {
         Self::Messages,
         Self::Typing,
         Self::Connects,
+        Self::Searches,
+        Self::Changes,
+        Self::ChangesTarget,
+        Self::Reports,
     ];
 
     /// Stable name, used in Redis keys and metric labels.
@@ -86,6 +101,10 @@ impl Limit {
             Self::Messages => "messages",
             Self::Typing => "typing",
             Self::Connects => "connects",
+            Self::Searches => "searches",
+            Self::Changes => "changes",
+            Self::ChangesTarget => "changes_target",
+            Self::Reports => "reports",
         }
     }
 
@@ -101,6 +120,10 @@ impl Limit {
             Self::Messages => rules.messages_per_user,
             Self::Typing => rules.typing_per_user,
             Self::Connects => rules.connects_per_user,
+            Self::Searches => rules.searches_per_user,
+            Self::Changes => rules.changes_per_user,
+            Self::ChangesTarget => rules.changes_per_target,
+            Self::Reports => rules.reports_per_user,
         }
     }
 }
@@ -111,6 +134,11 @@ pub struct Key(u128);
 
 impl Key {
     pub fn user(id: Uuid) -> Self {
+        Self(id.as_u128())
+    }
+
+    /// A conversation or an event, by id.
+    pub fn target(id: Uuid) -> Self {
         Self(id.as_u128())
     }
 

@@ -102,6 +102,17 @@ pub struct RateLimits {
     pub connects_per_user: Rule,
     /// Sockets open at once per user, on every instance together; 0 = no limit.
     pub max_connections_per_user: u32,
+    /// Musician and event searches per user.
+    pub searches_per_user: Rule,
+    /// Writes that fan out to others (renames, edits, deletions, membership, roles, event
+    /// and participation changes) per user.
+    pub changes_per_user: Rule,
+    /// The same writes per conversation or event.
+    pub changes_per_target: Rule,
+    /// Reports filed per user.
+    pub reports_per_user: Rule,
+    /// Searches running at once per user (in this process); 0 = no limit.
+    pub max_searches_per_user: u32,
 }
 
 impl Default for RateLimits {
@@ -118,6 +129,11 @@ impl Default for RateLimits {
             typing_per_user: Rule::per_secs(20, 10),
             connects_per_user: Rule::per_secs(30, 60),
             max_connections_per_user: 20,
+            searches_per_user: Rule::per_secs(30, 10),
+            changes_per_user: Rule::per_secs(60, 60),
+            changes_per_target: Rule::per_secs(30, 60),
+            reports_per_user: Rule::per_secs(20, 3600),
+            max_searches_per_user: 2,
         }
     }
 }
@@ -137,6 +153,11 @@ impl RateLimits {
             typing_per_user: Rule::OFF,
             connects_per_user: Rule::OFF,
             max_connections_per_user: 0,
+            searches_per_user: Rule::OFF,
+            changes_per_user: Rule::OFF,
+            changes_per_target: Rule::OFF,
+            reports_per_user: Rule::OFF,
+            max_searches_per_user: 0,
         }
     }
 
@@ -169,6 +190,14 @@ impl RateLimits {
             max_connections_per_user: parse(
                 "WS_MAX_CONNECTIONS_PER_USER",
                 &base.max_connections_per_user.to_string(),
+            )?,
+            searches_per_user: rule("RATE_LIMIT_SEARCHES_PER_USER", base.searches_per_user)?,
+            changes_per_user: rule("RATE_LIMIT_CHANGES_PER_USER", base.changes_per_user)?,
+            changes_per_target: rule("RATE_LIMIT_CHANGES_PER_TARGET", base.changes_per_target)?,
+            reports_per_user: rule("RATE_LIMIT_REPORTS_PER_USER", base.reports_per_user)?,
+            max_searches_per_user: parse(
+                "SEARCH_MAX_CONCURRENT_PER_USER",
+                &base.max_searches_per_user.to_string(),
             )?,
         })
     }

@@ -13,7 +13,12 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::frames::ServerFrame;
-use crate::{chat, error::ApiError, state::AppState};
+use crate::{
+    chat,
+    error::ApiError,
+    safety::presence::{Side, presence_contacts},
+    state::AppState,
+};
 
 pub const OFFLINE_DELAY: Duration = Duration::from_secs(5);
 const STALE_AFTER_SECS: f64 = 90.0;
@@ -118,21 +123,6 @@ async fn online_count(db: &PgPool, user: Uuid) -> Result<i64, ApiError> {
     .await?)
 }
 
-/// People who share a conversation with `user`.
-async fn contacts(db: &PgPool, user: Uuid) -> Result<Vec<Uuid>, ApiError> {
-    Ok(sqlx::query_scalar!(
-        "SELECT DISTINCT other.user_id FROM conversation_members mine
-         JOIN conversation_members other ON other.conversation_id = mine.conversation_id
-         WHERE mine.user_id = $1 AND mine.left_at IS NULL AND other.left_at IS NULL
-           AND other.user_id <> $1
-         LIMIT $2",
-        user,
-        SNAPSHOT_LIMIT
-    )
-    .fetch_all(db)
-    .await?)
-}
-
 /// A socket opened: count it, tell contacts if the user just came online, and answer the
 /// contacts' presence to this socket.
 ///
@@ -164,7 +154,8 @@ pub async fn connected(
     if state.sends.shedding() || state.socket_db_busy() {
         return Ok(Some(Vec::new()));
     }
-    let people = contacts(&state.db, user).await?;
+    let audience = presence_contacts(&state.db, user, Side::Audience, SNAPSHOT_LIMIT).await?;
+    let people = presence_contacts(&state.db, user, Side::Visible, SNAPSHOT_LIMIT).await?;
     let newly_online = sqlx::query!(
         "UPDATE users SET online_announced = true WHERE id = $1 AND NOT online_announced",
         user
@@ -179,7 +170,7 @@ pub async fn connected(
             status: "online".into(),
             last_seen_at: None,
         };
-        chat::deliver(&state.bus, people.clone(), frame).await;
+        chat::deliver(&state.bus, audience, frame).await;
     }
     let rows = sqlx::query!(
         r#"SELECT u.id, u.last_seen_at,
@@ -260,7 +251,10 @@ async fn announce_offline(state: &AppState, user: Uuid) {
                 .fetch_optional(&state.db)
                 .await?;
                 match seen {
-                    Some(seen) => Ok(Some((seen, contacts(&state.db, user).await?))),
+                    Some(seen) => Ok(Some((
+                        seen,
+                        presence_contacts(&state.db, user, Side::Audience, SNAPSHOT_LIMIT).await?,
+                    ))),
                     None => Ok(None),
                 }
             })

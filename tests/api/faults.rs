@@ -176,7 +176,10 @@ async fn postgres_restart_under_a_running_server() {
         app.register("eve").await,
     );
     let conv = start_conversation(&app, &nina, &[&miles], None).await;
-    start_conversation(&app, &nina, &[&eve], None).await;
+    // Eve and Miles each start one with Nina: Nina sees their presence (presence goes only
+    // to people one took part in a conversation with; see `safety::presence`).
+    start_conversation(&app, &eve, &[&nina], None).await;
+    start_conversation(&app, &miles, &[&nina], Some("Duo")).await;
     send(&app, &nina, &conv, "before", "k-before").await.ok(201);
     let mut miles_ws = Ws::connect(&app, &miles.access).await;
     let mut nina_ws = Ws::connect(&app, &nina.access).await;

@@ -392,7 +392,11 @@ async fn bad_search_parameters_are_422_naming_the_field() {
 /// in the cell either is; distances are whole kilometres.
 #[tokio::test]
 async fn no_search_locates_a_musician_better_than_their_area() {
-    let app = crate::helpers::spawn_app().await;
+    let app = crate::helpers::spawn_with(|s| {
+        // Hundreds of searches by one user: more than the per-user search limit allows.
+        s.rate_limits.searches_per_user = tunelink::limits::Rule::OFF;
+    })
+    .await;
     let (a, b) = (app.register("alto").await, app.register("bass").await);
     // Both in the cell rounded to (45.76, 4.84), 600 m apart.
     for (user, lat, lon) in [(&a, 45.7579, 4.8361), (&b, 45.7631, 4.8412)] {

@@ -384,7 +384,9 @@ async fn presence_of_the_people_you_talk_with() {
         app.register("miles").await,
         app.register("eve").await,
     );
-    conversation(&app, &nina, &[&miles]).await;
+    let conv = conversation(&app, &nina, &[&miles]).await;
+    // Both take part (Nina started it, Miles answers): each sees the other's presence.
+    rest_send(&app, &miles, &conv, "hi").await;
     let mut miles_ws = Ws::connect(&app, &miles.access).await;
     let mut eve_ws = Ws::connect(&app, &eve.access).await;
     let mut nina_ws = Ws::connect(&app, &nina.access).await;

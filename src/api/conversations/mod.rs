@@ -46,6 +46,11 @@ impl ConversationsApi {
         auth: AuthUser,
         body: Json<NewConversation>,
     ) -> Result<ConversationResponse, Errors<WriteErrors>> {
+        // Starting a conversation tells everyone in it: a write that fans out.
+        state
+            .limits
+            .check(Limit::Changes, Key::user(auth.0.id))
+            .await?;
         let title = store::parse_title(body.0.title.as_deref())
             .map_err(|e| ApiError::validation(vec![e]))?;
         let (row, created) = store::create(
@@ -133,6 +138,7 @@ impl ConversationsApi {
         id: Path<Uuid>,
         body: Json<ConversationChanges>,
     ) -> Result<ConversationResponse, Errors<WriteErrors>> {
+        super::costs::fan_out(&state, auth.0.id, id.0).await?;
         let changes = body.0;
         if !changes.title.is_undefined() {
             let title = store::parse_title(changes.title.as_opt_deref().flatten())
@@ -177,6 +183,7 @@ impl ConversationsApi {
         id: Path<Uuid>,
         body: Json<AddMember>,
     ) -> Result<MembersResponse, Errors<WriteErrors>> {
+        super::costs::fan_out(&state, auth.0.id, id.0).await?;
         store::add_member(&state.db, &state.bus, auth.0.id, id.0, body.0.user_id).await?;
         Ok(member_page(&state, id.0, "Member added.").await?)
     }
@@ -197,6 +204,7 @@ impl ConversationsApi {
         id: Path<Uuid>,
         user_id: Path<Uuid>,
     ) -> Result<DoneResponse, Errors<WriteErrors>> {
+        super::costs::fan_out(&state, auth.0.id, id.0).await?;
         store::remove_member(&state.db, &state.bus, auth.0.id, id.0, user_id.0).await?;
         let message = if user_id.0 == auth.0.id {
             "You left."
@@ -223,6 +231,7 @@ impl ConversationsApi {
         user_id: Path<Uuid>,
         body: Json<SetMemberRole>,
     ) -> Result<MembersResponse, Errors<WriteErrors>> {
+        super::costs::fan_out(&state, auth.0.id, id.0).await?;
         let role = body
             .0
             .role
@@ -339,7 +348,7 @@ impl ConversationsApi {
         auth: AuthUser,
         id: Path<Uuid>,
         body: Json<MarkRead>,
-    ) -> Result<ReadResponse, Errors<WriteErrors>> {
+    ) -> Result<ReadResponse, Errors<MarkErrors>> {
         let moved = store::mark_read(&state.db, &state.bus, auth.0.id, id.0, body.0.seq).await?;
         let current = one(&state, auth.0.id, id.0).await?.last_read_seq;
         Ok(ReadResponse::Ok(Json(Envelope::ok(
@@ -390,6 +399,7 @@ impl ConversationsApi {
         id: Path<Uuid>,
         body: Json<EditMessage>,
     ) -> Result<MessageResponse, Errors<WriteErrors>> {
+        super::costs::fan_out(&state, auth.0.id, id.0).await?;
         let message =
             store::change_message(&state.db, &state.bus, auth.0.id, id.0, Some(&body.0.body))
                 .await?;
@@ -413,6 +423,7 @@ impl ConversationsApi {
         auth: AuthUser,
         id: Path<Uuid>,
     ) -> Result<MessageResponse, Errors<WriteErrors>> {
+        super::costs::fan_out(&state, auth.0.id, id.0).await?;
         let message = store::change_message(&state.db, &state.bus, auth.0.id, id.0, None).await?;
         Ok(MessageResponse::Ok(Json(Envelope::ok(
             "Deleted.",

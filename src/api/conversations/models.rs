@@ -402,5 +402,6 @@ pub enum ReadResponse {
 
 error_set!(ListErrors: 400, 401, 422, 500, 503);
 error_set!(GetErrors: 400, 401, 404, 422, 500, 503);
-error_set!(WriteErrors: 400, 401, 403, 404, 409, 413, 415, 422, 500, 503);
+error_set!(WriteErrors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503);
+error_set!(MarkErrors: 400, 401, 403, 404, 409, 413, 415, 422, 500, 503);
 error_set!(SendErrors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503);

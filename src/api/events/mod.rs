@@ -84,10 +84,10 @@ pub enum JoinResponse {
 }
 
 error_set!(CreateErrors: 400, 401, 413, 415, 422, 500, 503);
-error_set!(SearchErrors: 400, 401, 422, 500, 503);
+error_set!(SearchErrors: 400, 401, 422, 429, 500, 503);
 error_set!(GetErrors: 400, 401, 404, 422, 500, 503);
-error_set!(ChangeErrors: 400, 401, 403, 404, 409, 413, 415, 422, 500, 503);
-error_set!(JoinErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503);
+error_set!(ChangeErrors: 400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503);
+error_set!(JoinErrors: 400, 401, 404, 409, 413, 415, 422, 429, 500, 503);
 
 pub struct EventsApi;
 
@@ -157,7 +157,7 @@ impl EventsApi {
     async fn search(
         &self,
         state: Data<&AppState>,
-        _auth: AuthUser,
+        auth: AuthUser,
         lat: Query<Option<f64>>,
         lon: Query<Option<f64>>,
         radius_km: Query<Option<f64>>,
@@ -173,6 +173,7 @@ impl EventsApi {
         limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> Result<EventPageResponse, Errors<SearchErrors>> {
+        let _pass = crate::api::costs::search(&state, auth.0.id).await?;
         let mut v = Validator::new();
         let near = parse_near(&mut v, lat.0, lon.0, radius_km.0);
         let from = v.check(domain::check_time("from", from.0)).flatten();
@@ -268,6 +269,7 @@ impl EventsApi {
         id: Path<Uuid>,
         body: Json<EventChange>,
     ) -> Result<EventResponse, Errors<ChangeErrors>> {
+        crate::api::costs::fan_out(&state, auth.0.id, id.0).await?;
         let body = body.0;
         manage::update(&state.db, &state.bus, &auth.0, id.0, |event| {
             let mut v = Validator::new();
@@ -313,6 +315,7 @@ impl EventsApi {
         auth: AuthUser,
         id: Path<Uuid>,
     ) -> Result<EventResponse, Errors<ChangeErrors>> {
+        crate::api::costs::fan_out(&state, auth.0.id, id.0).await?;
         manage::cancel(&state.db, &state.bus, &auth.0, id.0).await?;
         let view = load_one(&state, id.0, None).await?;
         Ok(EventResponse::Ok(Json(Envelope::ok(
@@ -359,6 +362,7 @@ impl EventsApi {
         instrument_id: Path<Uuid>,
         body: Json<Quantity>,
     ) -> Result<NeededResponse, Errors<ChangeErrors>> {
+        crate::api::costs::fan_out(&state, auth.0.id, id.0).await?;
         let quantity = check_quantity("quantity", body.0.quantity)
             .map_err(|e| ApiError::validation(vec![e]))?;
         manage::set_instrument(&state.db, &auth.0, id.0, instrument_id.0, quantity).await?;
@@ -387,6 +391,7 @@ impl EventsApi {
         id: Path<Uuid>,
         instrument_id: Path<Uuid>,
     ) -> Result<DoneResponse, Errors<ChangeErrors>> {
+        crate::api::costs::fan_out(&state, auth.0.id, id.0).await?;
         manage::remove_instrument(&state.db, &auth.0, id.0, instrument_id.0).await?;
         Ok(DoneResponse::Ok(Json(Envelope::ok(
             "Instrument removed.",
@@ -440,6 +445,7 @@ impl EventsApi {
         id: Path<Uuid>,
         body: Json<JoinInput>,
     ) -> Result<JoinResponse, Errors<JoinErrors>> {
+        crate::api::costs::fan_out(&state, auth.0.id, id.0).await?;
         let row =
             participations::join(&state.db, &state.bus, auth.0.id, id.0, body.0.instrument_id)
                 .await?;
