@@ -5,7 +5,7 @@
 # an administrator, then runs schemathesis over every operation with the administrator's
 # token (administrators can call every operation). Fails on any 5xx, any status code the
 # document does not list, and any response whose body, content type or headers break it.
-# The sessions-ending operations (logout, password change, deactivation) run last, in a
+# The sessions-ending operations (logout, password change, deactivation or erasure) run last, in a
 # second pass with a token of their own, so that they do not cut the first pass short.
 #
 # Needs PostgreSQL (DATABASE_BASE_URL, default postgres://postgres@127.0.0.1:5432), python3,

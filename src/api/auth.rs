@@ -196,10 +196,6 @@ impl AuthApi {
             ));
         }
         v.finish()?;
-        state
-            .limits
-            .check(Limit::LoginName, Key::name(&login))
-            .await?;
         let session = login_with_password(&state, &login, &password).await?;
         let top = oauth2.then(|| session.access_token.clone());
         Ok(LoginResponse::Ok(Json(LoginEnvelope {
@@ -292,6 +288,12 @@ async fn login_with_password(
         return Err(wrong());
     };
     let account = accounts::credentials(&state.db, login).await?;
+    // Guesses are counted per account, whichever of its username or email is typed (and
+    // per typed name when no account has it), before the password is checked.
+    let key = account
+        .as_ref()
+        .map_or_else(|| Key::name(login), |a| Key::user(a.id));
+    state.limits.check(Limit::LoginName, key).await?;
     let hash = account.as_ref().and_then(|a| a.password_hash.as_deref());
     if !state.passwords.verify(&password, hash).await? {
         return Err(wrong());

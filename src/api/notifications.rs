@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     api::guard::{AdminUser, AuthUser},
-    domain::{ProfileText, Url, Validator, checked},
+    domain::{Link, ProfileText, Validator, checked},
     envelope::{Envelope, FieldError, Nothing},
     error::ApiError,
     error_set,
@@ -127,7 +127,7 @@ pub struct Announcement {
     pub title: String,
     /// 1–2,000 characters.
     pub body: String,
-    /// An absolute http(s) URL or an API path starting with `/`.
+    /// An API path (`/api/v1/…`, one leading slash, no backslash) or an `https://` URL.
     pub link: Option<String>,
 }
 
@@ -349,15 +349,10 @@ impl NotificationsApi {
         }
         let title = required_text(&mut v, "title", &body.title, TITLE_MAX);
         let text = required_text(&mut v, "body", &body.body, BODY_MAX);
-        let link = match body.link.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(path)
-                if path.starts_with('/') && !path.starts_with("//") && path.len() <= Url::MAX =>
-            {
-                Some(path.to_owned())
-            }
-            Some(raw) => v.check(Url::parse("link", raw)).flatten(),
-        };
+        let link = body
+            .link
+            .as_deref()
+            .and_then(|raw| v.check(Link::parse("link", raw)).flatten());
         v.finish()?;
         let notice = Notice {
             kind: Kind::Announcement,

@@ -35,6 +35,8 @@ struct Operation {
     query_params: Vec<(String, Value)>,
     /// The JSON body's schema, if the operation takes one.
     body: Option<Value>,
+    /// Whether the body may be left out (`DELETE /users/me` takes one only to erase).
+    body_optional: bool,
 }
 
 /// The operations and schemas of the OpenAPI document.
@@ -88,11 +90,13 @@ impl Contract {
                     .as_object()
                     .and_then(|c| c.iter().find(|(t, _)| t.starts_with("application/json")))
                     .map(|(_, media)| media["schema"].clone());
+                let body_optional = op["requestBody"]["required"] != Value::Bool(true);
                 operations.push(Operation {
                     method,
                     segments,
                     path_params,
                     query_params,
+                    body_optional,
                     body,
                 });
             }
@@ -316,6 +320,23 @@ impl Contract {
                     errors.extend(self.check_param(schema, raw, name));
                 }
             }
+        }
+        // A request that leaves an optional body out sends no `Content-Type` either: read
+        // it as an empty JSON body (none), not as an unsupported media type.
+        let empty = req
+            .header(header::CONTENT_LENGTH)
+            .is_none_or(|l| l.trim() == "0")
+            && req.header(header::TRANSFER_ENCODING).is_none();
+        if op.body.is_some()
+            && op.body_optional
+            && empty
+            && req.header(header::CONTENT_TYPE).is_none()
+        {
+            req.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Ok(errors);
         }
         let json = req
             .header(header::CONTENT_TYPE)

@@ -4,7 +4,7 @@ mod account;
 mod profile;
 
 pub use account::{EMAIL_MAX, Email, Password, Username};
-pub use profile::{Coordinates, ProfileText, Url, radius_metres};
+pub use profile::{Coordinates, Link, ProfileText, Url, radius_metres};
 
 use crate::{envelope::FieldError, error::ApiError};
 

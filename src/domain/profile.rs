@@ -62,6 +62,44 @@ impl Url {
     }
 }
 
+/// Where a notification leads: a path of this API (`/api/v1/events/…`: one leading slash,
+/// no backslash, so that no browser reads it as another host, as it would `//evil.com` or
+/// `/\\evil.com`) or an `https://` URL.
+pub struct Link;
+
+impl Link {
+    pub fn parse(field: &str, raw: &str) -> Result<Option<String>, FieldError> {
+        let value = raw.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let bad = |message: &str| Err(FieldError::new(field, "invalid_format", message));
+        if value
+            .chars()
+            .any(|c| c == '\\' || c.is_whitespace() || c.is_control())
+        {
+            return bad("a link has no backslash, space or control character");
+        }
+        if value.starts_with('/') {
+            if value.starts_with("//") {
+                return bad("a path starts with a single slash");
+            }
+            if value.len() > Url::MAX {
+                return Err(FieldError::new(
+                    field,
+                    "too_long",
+                    format!("{field} must be at most {} characters", Url::MAX),
+                ));
+            }
+            return Ok(Some(value.to_owned()));
+        }
+        if !value.starts_with("https://") {
+            return bad("a link is an API path (`/api/v1/…`) or an https:// URL");
+        }
+        Url::parse(field, value)
+    }
+}
+
 /// A point on Earth: latitude in [-90, 90], longitude in [-180, 180].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Coordinates {

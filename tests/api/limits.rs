@@ -448,3 +448,28 @@ async fn every_limited_operation_documents_429_with_retry_after_and_an_example()
         assert_eq!(media["example"]["code"], 429, "{path}");
     }
 }
+
+/// Issue 15, finding 8: alternating an account's username and email does not double the
+/// guesses; the limit is the account's.
+#[tokio::test]
+async fn login_guesses_are_counted_per_account_whatever_name_is_typed() {
+    let app = spawn_with(only(|l| l.login_per_name = Rule::per_secs(4, 60))).await;
+    let nina = app.register("nina").await;
+    for login in ["nina", "nina@example.com", "NINA", "nina@example.com"] {
+        app.login(login, "wrong password!")
+            .await
+            .err(401, "invalid_credentials");
+    }
+    limited(&app.login("nina", &nina.password).await);
+    limited(&app.login("nina@example.com", &nina.password).await);
+    // Names no account has are still counted, each on its own.
+    for _ in 0..4 {
+        app.login("ghost", "wrong password!")
+            .await
+            .err(401, "invalid_credentials");
+    }
+    limited(&app.login("ghost", "wrong password!").await);
+    app.login("ghost2", "wrong password!")
+        .await
+        .err(401, "invalid_credentials");
+}

@@ -349,3 +349,39 @@ async fn invisible_only_messages_are_refused_by_field() {
     .await;
     assert!(history.is_empty());
 }
+
+/// Finding 8: announcement links are API paths or https URLs; nothing a browser would read
+/// as another host.
+#[tokio::test]
+async fn announcement_links_cannot_lead_to_another_host() {
+    let app = spawn_app().await;
+    let (admin, nina) = (app.register("boss").await, app.register("nina").await);
+    make_admin(&app, &admin).await;
+    for link in [
+        "/\\evil.com",
+        "//evil.com",
+        "/api/v1/events\\..\\x",
+        "http://evil.com",
+        "javascript:alert(1)",
+        "https:/\\evil.com",
+    ] {
+        let refused = app
+            .post(
+                "/api/v1/notifications",
+                admin.token(),
+                json!({"user_id": nina.id, "title": "t", "body": "b", "link": link}),
+            )
+            .await;
+        refused.err(422, "validation_failed");
+        assert_eq!(refused.fields()[0].0, "link", "{link}");
+    }
+    for link in ["/api/v1/events", "https://tunelink.example/fete"] {
+        app.post(
+            "/api/v1/notifications",
+            admin.token(),
+            json!({"user_id": nina.id, "title": "t", "body": "b", "link": link}),
+        )
+        .await
+        .ok(201);
+    }
+}

@@ -214,9 +214,29 @@ async fn erasure_removes_personal_data_and_frees_the_names() {
     app.delete("/api/v1/users/me?erase=maybe", nina.token())
         .await
         .err(422, "validation_failed");
-    app.delete("/api/v1/users/me?erase=true", nina.token())
-        .await
-        .ok(200);
+    // Erasing takes the password (issue 15): not without it, not with a wrong one.
+    let refused = app
+        .delete("/api/v1/users/me?erase=true", nina.token())
+        .await;
+    refused.err(422, "validation_failed");
+    assert_eq!(refused.fields()[0].0, "password");
+    let wrong = app
+        .send(
+            app.raw(reqwest::Method::DELETE, "/api/v1/users/me?erase=true")
+                .bearer_auth(nina.token().unwrap())
+                .json(&json!({"password": "not my password"})),
+        )
+        .await;
+    wrong.err(422, "validation_failed");
+    assert_eq!(wrong.fields()[0].0, "password");
+    app.get("/api/v1/users/me", nina.token()).await.ok(200);
+    app.send(
+        app.raw(reqwest::Method::DELETE, "/api/v1/users/me?erase=true")
+            .bearer_auth(nina.token().unwrap())
+            .json(&json!({"password": nina.password})),
+    )
+    .await
+    .ok(200);
 
     let row: (String, Option<String>, Option<String>, Option<String>, bool) = sqlx::query_as(
         "SELECT username, email, password_hash, bio, erased_at IS NOT NULL FROM users WHERE id = $1::uuid",

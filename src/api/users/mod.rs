@@ -68,6 +68,7 @@ error_set!(LookupErrors: 400, 401, 404, 422, 500, 503);
 error_set!(WriteErrors: 400, 401, 404, 409, 413, 415, 422, 500, 503);
 error_set!(AdminWriteErrors: 400, 401, 403, 404, 413, 415, 422, 500, 503);
 error_set!(PasswordErrors: 400, 401, 413, 415, 422, 429, 500, 503);
+error_set!(DeleteErrors: 400, 401, 404, 413, 415, 422, 429, 500, 503);
 
 pub struct UsersApi;
 
@@ -125,9 +126,10 @@ impl UsersApi {
 
     /// Deactivate or erase my account
     ///
-    /// Deactivates the account and ends every session. With `erase=true`, personal data
-    /// (username, email, password, bio, photo, place) is also erased for good; what you
-    /// wrote in shared places stays, under an anonymous name.
+    /// Deactivates the account and ends every session. With `erase=true` and your password
+    /// in the body (`{"password": "…"}`), personal data (username, email, password, bio,
+    /// photo, place) is also erased for good; what you wrote in shared places stays, under
+    /// an anonymous name. Erasure attempts are limited like password changes (`429`).
     #[oai(
         path = "/users/me",
         method = "delete",
@@ -136,20 +138,18 @@ impl UsersApi {
     async fn delete_me(
         &self,
         state: Data<&AppState>,
+        ip: Data<&ClientIp>,
         auth: AuthUser,
-        /// Erase personal data instead of only deactivating.
+        /// Erase personal data instead of only deactivating; takes `password` in the body.
         #[oai(default)]
         erase: Query<bool>,
-    ) -> Result<DoneResponse, Errors<LookupErrors>> {
-        let mut tx = state.db.begin().await?;
-        accounts::deactivate(&mut tx, auth.0.id).await?;
+        body: Json<Option<EraseAccount>>,
+    ) -> Result<DoneResponse, Errors<DeleteErrors>> {
         if erase.0 {
-            accounts::erase(&mut tx, auth.0.id).await?;
+            let password = body.0.map(|b| b.password).unwrap_or_default();
+            check_password(&state, ip.0, auth.0.id, "password", &password).await?;
         }
-        let ended =
-            sessions::revoke_all(&mut tx, auth.0.id, None, RevokeReason::Deactivated).await?;
-        tx.commit().await?;
-        publish_revoked(&state.bus, &ended).await;
+        end_account(&state, auth.0.id, erase.0).await?;
         let message = if erase.0 {
             "Account deactivated and personal data erased."
         } else {
@@ -174,32 +174,18 @@ impl UsersApi {
         auth: AuthUser,
         body: Json<ChangePassword>,
     ) -> Result<DoneResponse, Errors<PasswordErrors>> {
-        state
-            .limits
-            .check(Limit::PasswordIp, Key::ip(ip.0.0))
-            .await?;
-        state
-            .limits
-            .check(Limit::PasswordAccount, Key::user(auth.0.id))
-            .await?;
         let mut v = Validator::new();
         let new = v.check(Password::parse("new_password", &body.new_password));
         v.finish()?;
         let new = checked(new)?;
-        let current = Password::for_login(&body.current_password);
-        let stored = accounts::password_hash(&state.db, auth.0.id).await?;
-        let ok = match &current {
-            Some(current) => state.passwords.verify(current, stored.as_deref()).await?,
-            None => false,
-        };
-        if !ok {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "current_password",
-                "invalid",
-                "the current password is incorrect",
-            )])
-            .into());
-        }
+        check_password(
+            &state,
+            ip.0,
+            auth.0.id,
+            "current_password",
+            &body.current_password,
+        )
+        .await?;
         let hash = state.passwords.hash(&new).await?;
         let mut tx = state.db.begin().await?;
         accounts::set_password(&mut tx, auth.0.id, &hash).await?;
@@ -336,4 +322,47 @@ fn parse_profile_change(body: UpdateProfile) -> Result<ProfileChange, ApiError> 
         city,
         coordinates,
     })
+}
+
+/// Checks `user`'s current password (`field` names it when wrong), counting the attempt per
+/// client address and per account.
+async fn check_password(
+    state: &AppState,
+    ip: &ClientIp,
+    user: Uuid,
+    field: &str,
+    raw: &str,
+) -> Result<(), ApiError> {
+    state.limits.check(Limit::PasswordIp, Key::ip(ip.0)).await?;
+    state
+        .limits
+        .check(Limit::PasswordAccount, Key::user(user))
+        .await?;
+    let current = Password::for_login(raw);
+    let stored = accounts::password_hash(&state.db, user).await?;
+    let ok = match &current {
+        Some(current) => state.passwords.verify(current, stored.as_deref()).await?,
+        None => false,
+    };
+    if !ok {
+        return Err(ApiError::validation(vec![FieldError::new(
+            field,
+            "invalid",
+            format!("the {} is incorrect", field.replace('_', " ")),
+        )]));
+    }
+    Ok(())
+}
+
+/// Deactivates `user` (and erases their personal data when `erase`), ending every session.
+async fn end_account(state: &AppState, user: Uuid, erase: bool) -> Result<(), ApiError> {
+    let mut tx = state.db.begin().await?;
+    accounts::deactivate(&mut tx, user).await?;
+    if erase {
+        accounts::erase(&mut tx, user).await?;
+    }
+    let ended = sessions::revoke_all(&mut tx, user, None, RevokeReason::Deactivated).await?;
+    tx.commit().await?;
+    publish_revoked(&state.bus, &ended).await;
+    Ok(())
 }

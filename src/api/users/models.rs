@@ -131,3 +131,18 @@ impl Example for RoleView {
         }
     }
 }
+
+/// Erasing an account (`DELETE /users/me?erase=true`): your password, to be sure it is you.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct EraseAccount {
+    pub password: String,
+}
+
+impl Example for EraseAccount {
+    fn example() -> Self {
+        Self {
+            password: "correct horse battery staple".into(),
+        }
+    }
+}
