@@ -139,6 +139,10 @@ pub struct ConnectionLimits {
     /// Open connections from one address (`CONNECTION_MAX_PER_ADDRESS`); trusted proxies
     /// (`TRUSTED_PROXIES`) are exempt, their clients being many.
     pub max_per_address: usize,
+    /// Sockets from one client address still waiting for their `auth` frame
+    /// (`WS_MAX_UNAUTHENTICATED_PER_ADDRESS`); more upgrades answer 429. Trusted proxies
+    /// are counted per client behind them. 0 = no limit.
+    pub max_unauthenticated_per_address: u32,
 }
 
 impl Default for ConnectionLimits {
@@ -147,6 +151,7 @@ impl Default for ConnectionLimits {
             idle_timeout: Duration::from_secs(60),
             max_total: 10_000,
             max_per_address: 256,
+            max_unauthenticated_per_address: 16,
         }
     }
 }
@@ -215,6 +220,7 @@ impl Settings {
                 idle_timeout: Duration::from_secs(parse("CONNECTION_IDLE_TIMEOUT_SECS", "60")?),
                 max_total: parse("CONNECTION_MAX_TOTAL", "10000")?,
                 max_per_address: parse("CONNECTION_MAX_PER_ADDRESS", "256")?,
+                max_unauthenticated_per_address: parse("WS_MAX_UNAUTHENTICATED_PER_ADDRESS", "16")?,
             },
         };
         settings.validate()?;

@@ -19,7 +19,7 @@ use crate::{
     config::Settings,
     error::ApiError,
     hub::Hub,
-    limits::{Gate, Limiter},
+    limits::{Gate, Limiter, Slots},
     metrics::Metrics,
 };
 
@@ -57,6 +57,8 @@ pub struct Inner {
     pub limits: Limiter,
     /// Searches running at once: a few per user, half the pool in all.
     pub searches: Gate,
+    /// Sockets waiting for their `auth` frame, per client address.
+    pub unauthenticated: Arc<Slots>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -90,6 +92,7 @@ impl AppState {
             (settings.database_max_connections as usize / 2).max(1),
             settings.rate_limits.max_searches_per_user,
         );
+        let unauthenticated = Slots::new(settings.connections.max_unauthenticated_per_address);
         Ok(Self(Arc::new(Inner {
             settings,
             db,
@@ -106,6 +109,7 @@ impl AppState {
             socket_db_waiting: Default::default(),
             limits,
             searches,
+            unauthenticated,
             metrics,
         })))
     }

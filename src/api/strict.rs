@@ -253,6 +253,17 @@ impl Contract {
 
     /// A string's format.
     fn check_text(&self, schema: &Value, text: &str, name: &str) -> Option<FieldError> {
+        // PostgreSQL stores no NUL in text: refused here, named, before any handler runs.
+        // Credentials excepted: a login or password that cannot match answers 401 like any
+        // other wrong one, telling nothing about its form.
+        let credential = name == "login" || name.ends_with("password");
+        if text.contains('\0') && !credential {
+            return Some(FieldError::new(
+                name,
+                "invalid_characters",
+                format!("{name} must not contain NUL (\\u0000) characters"),
+            ));
+        }
         // Enums are left to the handlers (`api::choice::Choice`), which report a value
         // outside one together with every other bad field of the request.
         if schema.get("enum").is_some() {

@@ -345,6 +345,13 @@ pub fn parse_body(raw: &str) -> Result<String, FieldError> {
             "body must show something: it is empty or only invisible characters",
         ));
     }
+    if body.contains('\0') {
+        return Err(FieldError::new(
+            "body",
+            "invalid_characters",
+            "body must not contain NUL (\\u0000) characters",
+        ));
+    }
     if body.chars().count() > BODY_MAX {
         return Err(FieldError::new(
             "body",

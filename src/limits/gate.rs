@@ -74,6 +74,58 @@ impl Gate {
     }
 }
 
+/// Places per key (a client address, say), each held until its [`Slot`] is dropped.
+pub struct Slots {
+    max: u32,
+    taken: Mutex<HashMap<crate::limits::Key, u32>>,
+}
+
+/// A place taken in [`Slots`].
+pub struct Slot {
+    slots: Arc<Slots>,
+    key: crate::limits::Key,
+}
+
+impl Slots {
+    /// At most `max` places per key; 0 = no bound.
+    pub fn new(max: u32) -> Arc<Self> {
+        Arc::new(Self {
+            max,
+            taken: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A place for `key`, or `None` when it holds `max` already.
+    pub fn take(self: &Arc<Self>, key: crate::limits::Key) -> Option<Slot> {
+        let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = taken.entry(key).or_default();
+        if self.max > 0 && *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            slots: self.clone(),
+            key,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut taken = self
+            .slots
+            .taken
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = taken.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                taken.remove(&self.key);
+            }
+        }
+    }
+}
+
 impl Drop for Pass<'_> {
     fn drop(&mut self) {
         self.gate.leave(self.user);
@@ -103,5 +155,21 @@ mod tests {
         drop(a1);
         assert!(gate.enter(b).await.is_ok());
         assert!(gate.running.lock().unwrap().len() <= 2);
+    }
+
+    #[test]
+    fn slots_are_given_back_when_dropped() {
+        let slots = Slots::new(2);
+        let key = crate::limits::Key::user(Uuid::new_v4());
+        let a = slots.take(key).unwrap();
+        let _b = slots.take(key).unwrap();
+        assert!(slots.take(key).is_none());
+        assert!(
+            slots
+                .take(crate::limits::Key::user(Uuid::new_v4()))
+                .is_some()
+        );
+        drop(a);
+        assert!(slots.take(key).is_some());
     }
 }

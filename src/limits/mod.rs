@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub use client_ip::{ClientIp, TrustedProxies};
-pub use gate::{Gate, Pass};
+pub use gate::{Gate, Pass, Slot, Slots};
 pub use rules::{RateLimits, Rule};
 
 use crate::error::ApiError;
@@ -129,7 +129,7 @@ impl Limit {
 }
 
 /// Who is counted: a user, an address, or a submitted name, as 128 bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key(u128);
 
 impl Key {

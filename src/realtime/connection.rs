@@ -13,6 +13,8 @@ use poem::web::websocket::{CloseCode, Message, WebSocketStream};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::limits::Slot;
+
 use super::{
     presence,
     sync::{Membership, Sync},
@@ -85,17 +87,20 @@ impl Deadlines {
 }
 
 /// Runs a connection to its end. `header_token` comes from `Authorization: Bearer`.
+/// `waiting` is the socket's place among its address's unauthenticated sockets, given back
+/// once it has authenticated (or not).
 pub fn serve(
     state: AppState,
     socket: WebSocketStream,
     header_token: Option<String>,
+    waiting: Option<Slot>,
 ) -> impl Future<Output = ()> + Send {
     // Shutdown waits for this task to end, its presence removed.
     let task = state.hub.task();
     // Opening is boxed, outside the connection's own future: its queries and what it
     // was given are done with once the connection runs, and must not make every idle
     // connection's task larger.
-    let opening = Box::pin(open(state, socket, header_token));
+    let opening = Box::pin(open(state, socket, header_token, waiting));
     async move {
         let _task = task;
         let Some(mut connection) = opening.await else {
@@ -116,6 +121,7 @@ async fn open(
     state: AppState,
     mut ws: WebSocketStream,
     header_token: Option<String>,
+    waiting: Option<Slot>,
 ) -> Option<Connection> {
     let token = match header_token {
         Some(t) => Some(t),
@@ -127,6 +133,7 @@ async fn open(
             _ => None,
         },
     };
+    drop(waiting);
     let Some(token) = token else {
         refuse(&mut ws, close::UNAUTHENTICATED, "send a bearer token first").await;
         return None;

@@ -9,7 +9,11 @@ use poem::{
 };
 
 use super::connection;
-use crate::state::AppState;
+use crate::{
+    error::ApiError,
+    limits::{ClientIp, Key},
+    state::AppState,
+};
 
 /// Largest client frame or message accepted (a message body is at most 4,000 characters).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -27,8 +31,16 @@ pub fn socket_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_FRAME_BYTES))
 }
 
+/// The upgrade. A socket without `Authorization` waits up to 5 s for its `auth` frame; a
+/// client address may have only so many waiting at once (more answer 429 before
+/// upgrading), so that nobody holds thousands of sockets open without logging in.
 #[handler]
-pub fn ws(req: &Request, ws: WebSocket, state: Data<&AppState>) -> impl IntoResponse {
+pub fn ws(
+    req: &Request,
+    ws: WebSocket,
+    state: Data<&AppState>,
+    ip: Data<&ClientIp>,
+) -> poem::Response {
     let token = req
         .header("authorization")
         .and_then(|h| {
@@ -36,7 +48,17 @@ pub fn ws(req: &Request, ws: WebSocket, state: Data<&AppState>) -> impl IntoResp
                 .or_else(|| h.strip_prefix("bearer "))
         })
         .map(|t| t.trim().to_owned());
+    let waiting = match token {
+        Some(_) => None,
+        None => match state.unauthenticated.take(Key::ip(ip.0.0)) {
+            Some(slot) => Some(slot),
+            None => {
+                return ApiError::rate_limited(connection::AUTH_TIMEOUT).to_response();
+            }
+        },
+    };
     let state = state.0.clone();
     ws.config(socket_config())
-        .on_upgrade(move |socket| connection::serve(state, socket, token))
+        .on_upgrade(move |socket| connection::serve(state, socket, token, waiting))
+        .into_response()
 }

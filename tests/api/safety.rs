@@ -385,3 +385,64 @@ async fn announcement_links_cannot_lead_to_another_host() {
         .ok(201);
     }
 }
+
+/// Finding 8: a NUL character is refused naming the field it is in, wherever it is.
+#[tokio::test]
+async fn nul_characters_are_reported_against_their_field() {
+    let app = spawn_app().await;
+    let (nina, miles) = (app.register("nina").await, app.register("miles").await);
+    let conv = start_conversation(&app, &nina, &[&miles], None).await;
+    let cases = [
+        (
+            app.post(
+                &format!("/api/v1/conversations/{conv}/messages"),
+                nina.token(),
+                json!({"body": "hi", "client_msg_id": "k\u{0}1"}),
+            )
+            .await,
+            "client_msg_id",
+        ),
+        (
+            app.post(
+                "/api/v1/conversations",
+                nina.token(),
+                json!({"participant_ids": [miles.id], "title": "Band\u{0}"}),
+            )
+            .await,
+            "title",
+        ),
+        (app.get("/api/v1/users?q=ni%00na", nina.token()).await, "q"),
+    ];
+    for (resp, field) in cases {
+        resp.err(422, "validation_failed");
+        assert_eq!(resp.fields()[0].0, field, "{:?}", resp.body);
+    }
+}
+
+/// Finding 1: one address cannot hold more than a few sockets that never log in; once one
+/// authenticates (or times out) its place is free, and logged-in sockets are not counted.
+#[tokio::test]
+async fn unauthenticated_sockets_are_capped_per_address() {
+    use tokio_tungstenite::tungstenite::Error;
+    let app =
+        crate::helpers::spawn_with(|s| s.connections.max_unauthenticated_per_address = 2).await;
+    let nina = app.register("nina").await;
+    let url = format!("{}/ws", app.base.replace("http://", "ws://"));
+    let mut first = Ws::open(&app, None, None).await;
+    let _second = Ws::open(&app, None, None).await;
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(Error::Http(resp)) => {
+            assert_eq!(resp.status(), 429);
+            assert!(resp.headers().contains_key("retry-after"));
+        }
+        other => panic!("a third waiting socket was let in: {:?}", other.map(|_| ())),
+    }
+    // With a token in the header, nothing waits: not counted.
+    let _live = Ws::connect(&app, &nina.access).await;
+    // The first one logs in: its place is free again.
+    first
+        .send(json!({"type": "auth", "token": nina.access}))
+        .await;
+    assert_eq!(first.next().await.unwrap()["type"], "ready");
+    let _third = Ws::open(&app, None, None).await;
+}
