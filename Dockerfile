@@ -1,8 +1,19 @@
-# TuneLink server image: build in a full Rust image, run in a slim Debian.
-FROM rust:1.95-slim-bookworm AS build
+# TuneLink server image: dependencies built once and cached (cargo-chef), the server built
+# in a full Rust image, run in a slim Debian.
+FROM rust:1.95-slim-bookworm AS chef
+RUN cargo install --locked cargo-chef@0.1.78
 WORKDIR /src
+
+# The dependency graph only: changes when Cargo.toml or Cargo.lock do.
+FROM chef AS plan
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS build
 # The checked SQL macros read the committed `.sqlx/` data: no database at build time.
 ENV SQLX_OFFLINE=true
+COPY --from=plan /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
 RUN cargo build --release --locked --bin tunelink \
  && cp target/release/tunelink /usr/local/bin/tunelink
@@ -16,5 +27,5 @@ COPY --from=build /usr/local/bin/tunelink /usr/local/bin/tunelink
 USER tunelink
 ENV BIND_ADDR=0.0.0.0:8080 APP_ENV=production
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD curl -fsS http://127.0.0.1:8080/readyz || exit 1
 ENTRYPOINT ["/usr/local/bin/tunelink"]

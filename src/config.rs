@@ -133,6 +133,10 @@ pub struct ConnectionLimits {
     /// (`CONNECTION_IDLE_TIMEOUT_SECS`). Above the socket heartbeat (25 s), so that live
     /// sockets are never cut.
     pub idle_timeout: Duration,
+    /// A request's headers must arrive whole within this long of their first byte
+    /// (`CONNECTION_HEADER_TIMEOUT_SECS`; 0 = no bound): a slow-header client is cut even
+    /// when it is never idle.
+    pub header_timeout: Duration,
     /// Open connections in all (`CONNECTION_MAX_TOTAL`); kept under the file limit so that
     /// the database, Redis and `/healthz` always have descriptors.
     pub max_total: usize,
@@ -149,6 +153,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(20),
             max_total: 10_000,
             max_per_address: 256,
             max_unauthenticated_per_address: 16,
@@ -171,6 +176,7 @@ use crate::env::{parse, var};
 impl Settings {
     /// Reads the configuration from the environment and checks it.
     pub fn from_env() -> Result<Self, ConfigError> {
+        crate::env::check_secret_files()?;
         let app_env: AppEnv = parse("APP_ENV", "development")?;
         let settings = Self {
             app_env,
@@ -218,6 +224,7 @@ impl Settings {
             },
             connections: ConnectionLimits {
                 idle_timeout: Duration::from_secs(parse("CONNECTION_IDLE_TIMEOUT_SECS", "60")?),
+                header_timeout: Duration::from_secs(parse("CONNECTION_HEADER_TIMEOUT_SECS", "20")?),
                 max_total: parse("CONNECTION_MAX_TOTAL", "10000")?,
                 max_per_address: parse("CONNECTION_MAX_PER_ADDRESS", "256")?,
                 max_unauthenticated_per_address: parse("WS_MAX_UNAUTHENTICATED_PER_ADDRESS", "16")?,

@@ -13,6 +13,12 @@
 //! (poem's own idle timeout shuts down gracefully, which waits for a request that was begun:
 //! a half-sent request would hold the connection for ever.) Sockets answer the server's
 //! heartbeat every 25 s, so a live socket is never idle that long.
+//!
+//! A request's headers must also arrive whole within `CONNECTION_HEADER_TIMEOUT_SECS` of
+//! their first byte: a client trickling one byte a second (never idle) is cut all the same.
+//! The wrapper watches the bytes go by: headers end at the first blank line (`\r\n\r\n`)
+//! after the previous answer began; once the connection is upgraded (a `101` answer), what
+//! follows are WebSocket frames and only the idle timeout applies.
 
 use std::{
     collections::HashMap,
@@ -149,7 +155,9 @@ impl Acceptor for Guarded {
                         ip: counted_ip,
                         open: self.open.clone(),
                         idle,
+                        header_timeout: self.limits.header_timeout,
                         deadline: Box::pin(tokio::time::sleep(idle)),
+                        headers: Headers::Awaiting,
                     };
                     return Ok((io, local, remote, scheme));
                 }
@@ -176,13 +184,67 @@ impl Acceptor for Guarded {
     }
 }
 
-/// An accepted connection, counted until dropped, closed when idle.
+/// An accepted connection, counted until dropped, closed when idle or when a request's
+/// headers take too long.
 pub struct Counted {
     stream: TcpStream,
     ip: Option<IpAddr>,
     open: Arc<OpenConnections>,
     idle: Duration,
+    header_timeout: Duration,
     deadline: Pin<Box<Sleep>>,
+    headers: Headers,
+}
+
+/// Where the connection is in receiving a request's headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Headers {
+    /// Before a request's first byte.
+    Awaiting,
+    /// Receiving them since `since`; `tail` is how much of `\r\n\r\n` the last bytes matched.
+    Receiving { since: Instant, tail: u8 },
+    /// Received (the body, or the handler's work, may follow).
+    Received,
+    /// Upgraded to a WebSocket: no headers any more.
+    Upgraded,
+}
+
+const BLANK_LINE: &[u8; 4] = b"\r\n\r\n";
+
+impl Headers {
+    /// Bytes read from the client.
+    fn read(self, bytes: &[u8], now: Instant) -> Self {
+        let (since, mut tail) = match self {
+            Self::Awaiting if !bytes.is_empty() => (now, 0),
+            Self::Receiving { since, tail } => (since, tail),
+            other => return other,
+        };
+        for &b in bytes {
+            tail = if b == BLANK_LINE[tail as usize] {
+                tail + 1
+            } else if b == b'\r' {
+                1
+            } else {
+                0
+            };
+            if tail == 4 {
+                return Self::Received;
+            }
+        }
+        Self::Receiving { since, tail }
+    }
+
+    /// Bytes written to the client: an answer began, the next request's headers are awaited
+    /// (unless the answer upgrades the connection).
+    fn written(self, bytes: &[u8]) -> Self {
+        match self {
+            Self::Upgraded => Self::Upgraded,
+            _ if bytes.starts_with(b"HTTP/1.1 101") => Self::Upgraded,
+            Self::Received | Self::Awaiting => Self::Awaiting,
+            // An answer before the headers ended (an error the server sent early).
+            Self::Receiving { .. } => Self::Awaiting,
+        }
+    }
 }
 
 impl Drop for Counted {
@@ -192,18 +254,29 @@ impl Drop for Counted {
 }
 
 impl Counted {
-    /// Bytes moved: the idle clock starts again.
+    /// Bytes moved: the idle clock starts again (bounded by the headers' deadline while
+    /// they are being received).
     fn progressed(&mut self) {
-        let next = Instant::now() + self.idle;
+        let mut next = Instant::now() + self.idle;
+        if let Headers::Receiving { since, .. } = self.headers
+            && !self.header_timeout.is_zero()
+        {
+            next = next.min(since + self.header_timeout);
+        }
         self.deadline.as_mut().reset(next);
     }
 
-    /// Nothing moved: an error once the connection has been idle too long.
+    /// Nothing moved: an error once the connection has been idle too long, or its headers
+    /// slow.
     fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
         match self.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "connection idle for too long",
+                if matches!(self.headers, Headers::Receiving { .. }) {
+                    "request headers too slow"
+                } else {
+                    "connection idle for too long"
+                },
             ))),
             Poll::Pending => Poll::Pending,
         }
@@ -220,7 +293,12 @@ impl AsyncRead for Counted {
         match Pin::new(&mut self.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
+                    self.headers = self.headers.read(&buf.filled()[before..], Instant::now());
                     self.progressed();
+                    // Slow headers fail at once, even if a byte keeps coming every second.
+                    if let Poll::Ready(Err(e)) = self.stalled::<()>(cx) {
+                        return Poll::Ready(Err(e));
+                    }
                 }
                 Poll::Ready(Ok(()))
             }
@@ -238,6 +316,7 @@ impl AsyncWrite for Counted {
     ) -> Poll<io::Result<usize>> {
         match Pin::new(&mut self.stream).poll_write(cx, buf) {
             Poll::Ready(Ok(n)) => {
+                self.headers = self.headers.written(&buf[..n]);
                 self.progressed();
                 Poll::Ready(Ok(n))
             }
@@ -253,6 +332,11 @@ impl AsyncWrite for Counted {
     ) -> Poll<io::Result<usize>> {
         match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
             Poll::Ready(Ok(n)) => {
+                let first = bufs
+                    .iter()
+                    .find(|b| !b.is_empty())
+                    .map_or(&[][..], |b| &b[..]);
+                self.headers = self.headers.written(&first[..first.len().min(n)]);
                 self.progressed();
                 Poll::Ready(Ok(n))
             }

@@ -108,3 +108,62 @@ async fn one_address_cannot_hold_more_than_its_share_of_connections() {
     let n = stream.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 }
+
+/// A slow-header client that sends a byte every 200 ms is never idle, but its headers must
+/// arrive whole within the header timeout: it is cut. Normal requests, a keep-alive
+/// connection's second request and a WebSocket that stays open past the timeout are not.
+#[tokio::test]
+async fn headers_trickled_byte_by_byte_are_cut_at_the_header_timeout() {
+    let app = spawn_with(|s| {
+        s.connections.header_timeout = Duration::from_secs(1);
+        s.connections.idle_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: {}",
+        "a".repeat(200)
+    );
+    let started = Instant::now();
+    let mut cut = false;
+    for byte in request.bytes() {
+        if slow.write_all(&[byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut buf = [0u8; 64];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(1), slow.read(&mut buf)).await
+        {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut, "a trickled request was let through");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // A keep-alive connection serves one request, waits longer than the header timeout
+    // (idle, not slow), then serves another.
+    let mut keep = TcpStream::connect(&addr).await.unwrap();
+    for _ in 0..2 {
+        keep.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = keep.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    // A socket that sends a frame now and then stays open beyond the header timeout.
+    let nina = app.register("nina").await;
+    let mut ws = crate::ws::Ws::connect(&app, &nina.access).await;
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        ws.send(serde_json::json!({"type": "ping", "ref": "p"}))
+            .await;
+    }
+    let pong = ws.next_of(&["pong"]).await;
+    assert!(pong.is_some(), "the socket was cut");
+}
