@@ -1,6 +1,5 @@
 //! `/reports…`: anyone reports what they can see; administrators work the queue.
 
-use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
@@ -15,7 +14,7 @@ use super::{
     choice::Choice,
     pagination::{Page, PageRequest},
     responses::Errors,
-    timestamp::Timestamp,
+    timestamp::{Timestamp, example_time},
 };
 use crate::{
     api::guard::{AdminUser, AuthUser},
@@ -30,12 +29,6 @@ use crate::{
 error_set!(FileErrors: 400, 401, 413, 415, 422, 429, 500, 503);
 error_set!(QueueErrors: 400, 401, 403, 422, 500, 503);
 error_set!(ResolveErrors: 400, 401, 403, 404, 409, 413, 415, 422, 500, 503);
-
-fn example_time() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
-        .map(|d| d.with_timezone(&Utc))
-        .unwrap_or_default()
-}
 
 /// A report.
 #[derive(Debug, Object)]

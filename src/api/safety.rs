@@ -1,7 +1,6 @@
 //! `/users/me/blocks…` and `/users/me/privacy`: blocking people and hiding one's presence.
 //! Reports are in `reports.rs`.
 
-use chrono::{DateTime, Utc};
 use poem::web::Data;
 use poem_openapi::{
     ApiResponse, Object, OpenApi,
@@ -15,7 +14,7 @@ use super::{
     ApiTags,
     pagination::{Page, PageRequest},
     responses::Errors,
-    timestamp::Timestamp,
+    timestamp::{Timestamp, example_time},
 };
 use crate::{
     api::guard::AuthUser,
@@ -35,12 +34,6 @@ error_set!(ListErrors: 400, 401, 422, 500, 503);
 error_set!(BlockErrors: 400, 401, 404, 422, 500, 503);
 error_set!(ReadErrors: 401, 500, 503);
 error_set!(PrivacyErrors: 400, 401, 413, 415, 422, 500, 503);
-
-fn example_time() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
-        .map(|d| d.with_timezone(&Utc))
-        .unwrap_or_default()
-}
 
 /// Someone I blocked.
 #[derive(Debug, Object)]

@@ -64,6 +64,13 @@ impl ToJSON for Timestamp {
     }
 }
 
+/// The moment the OpenAPI examples show.
+pub fn example_time() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::{
     deliver,
     store::{
-        ConversationRow, Kind, MAX_MEMBERS, Role, as_data, bump, conversation_for, direct_key,
-        is_direct, lock_for, lock_row, member_ids, members, message_by_id, message_for, parse_body,
+        ConversationRow, Kind, MAX_MEMBERS, Role, as_data, bump, commit_and_tell, conversation_for,
+        direct_key, is_direct, lock_for, lock_row, members, message_by_id, message_for, parse_body,
         record,
     },
 };
@@ -150,11 +150,8 @@ pub async fn rename(
         title,
         by,
     };
-    record(&mut tx, &frame).await?;
-    let users = member_ids(&mut tx, id).await?;
     let row = conversation_for(&mut *tx, by, id).await?;
-    tx.commit().await?;
-    deliver(bus, users, frame).await;
+    commit_and_tell(tx, bus, frame).await?;
     Ok(row)
 }
 
@@ -245,10 +242,7 @@ async fn apply_change(
             message: message.clone(),
         }
     };
-    record(&mut tx, &frame).await?;
-    let users = member_ids(&mut tx, conversation).await?;
-    tx.commit().await?;
-    deliver(bus, users, frame).await;
+    commit_and_tell(tx, bus, frame).await?;
     Ok(message)
 }
 
@@ -291,9 +285,6 @@ pub async fn mark_read(
         user_id: user,
         last_read_seq: seq,
     };
-    record(&mut tx, &frame).await?;
-    let users = member_ids(&mut tx, id).await?;
-    tx.commit().await?;
-    deliver(bus, users, frame).await;
+    commit_and_tell(tx, bus, frame).await?;
     Ok(Some(seq))
 }

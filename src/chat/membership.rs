@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::{
     deliver,
     store::{
-        ConversationRow, Kind, MAX_MEMBERS, Role, bump, is_member, lock_as, member_ids, record,
-        role_of, user_ref,
+        ConversationRow, Kind, MAX_MEMBERS, Role, bump, commit_and_tell, is_member, lock_as,
+        member_ids, record, role_of, user_ref,
     },
 };
 use crate::{
@@ -94,10 +94,7 @@ pub async fn add_member(
         user: user_ref(&mut tx, user).await?,
         by,
     };
-    record(&mut tx, &frame).await?;
-    let users = member_ids(&mut tx, id).await?;
-    tx.commit().await?;
-    deliver(bus, users, frame).await;
+    commit_and_tell(tx, bus, frame).await?;
     Ok(true)
 }
 
@@ -281,9 +278,6 @@ pub async fn share_history(
         new_members_see_history: visible,
         by,
     };
-    record(&mut tx, &frame).await?;
-    let users = member_ids(&mut tx, id).await?;
-    tx.commit().await?;
-    deliver(bus, users, frame).await;
+    commit_and_tell(tx, bus, frame).await?;
     Ok(true)
 }

@@ -299,6 +299,25 @@ pub(super) async fn record(conn: &mut PgConnection, frame: &ServerFrame) -> Resu
     Ok(())
 }
 
+/// Records `frame` as the conversation's next event, commits `tx`, and tells every member's
+/// devices.
+pub(super) async fn commit_and_tell(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    bus: &crate::bus::Bus,
+    frame: ServerFrame,
+) -> Result<(), ApiError> {
+    let Some((conversation, _)) = frame.event_seq() else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "frame without an event number"
+        )));
+    };
+    record(&mut tx, &frame).await?;
+    let users = member_ids(&mut tx, conversation).await?;
+    tx.commit().await?;
+    super::deliver(bus, users, frame).await;
+    Ok(())
+}
+
 pub(super) async fn user_ref(conn: &mut PgConnection, id: Uuid) -> Result<UserRef, ApiError> {
     let username = sqlx::query_scalar!("SELECT username FROM users WHERE id = $1", id)
         .fetch_one(conn)

@@ -1,8 +1,7 @@
 //! The shapes of conversations, members and messages in requests and answers, with their
 //! examples and the conversions from the chat store's rows.
 
-use crate::api::timestamp::Timestamp;
-use chrono::{DateTime, Utc};
+use crate::api::timestamp::{Timestamp, example_time};
 use poem_openapi::{
     ApiResponse, Object,
     payload::Json,
@@ -55,12 +54,6 @@ impl From<MessageData> for MessageView {
             deleted_at: m.deleted_at.map(Timestamp),
         }
     }
-}
-
-fn example_time() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
-        .map(|d| d.with_timezone(&Utc))
-        .unwrap_or_default()
 }
 
 impl Example for MessageView {
