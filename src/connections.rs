@@ -19,6 +19,10 @@
 //! The wrapper watches the bytes go by: headers end at the first blank line (`\r\n\r\n`)
 //! after the previous answer began; once the connection is upgraded (a `101` answer), what
 //! follows are WebSocket frames and only the idle timeout applies.
+//!
+//! The answers hyper writes by itself, before any handler runs (`400` for a request that is
+//! not HTTP, `431` for headers too large: a status line and `content-length: 0`), are
+//! rewritten here into the standard error envelope, like every other error.
 
 use std::{
     collections::HashMap,
@@ -158,6 +162,7 @@ impl Acceptor for Guarded {
                         header_timeout: self.limits.header_timeout,
                         deadline: Box::pin(tokio::time::sleep(idle)),
                         headers: Headers::Awaiting,
+                        rewritten: None,
                     };
                     return Ok((io, local, remote, scheme));
                 }
@@ -194,6 +199,46 @@ pub struct Counted {
     header_timeout: Duration,
     deadline: Pin<Box<Sleep>>,
     headers: Headers,
+    /// A bare protocol error being written as an envelope: the bytes, how many are written,
+    /// and how many of the original to report once they all are.
+    rewritten: Option<(Vec<u8>, usize, usize)>,
+}
+
+/// The envelope version of an answer hyper wrote without a body (`400`, `431`), if `head`
+/// is one.
+fn enveloped(head: &[u8]) -> Option<Vec<u8>> {
+    let (status, reason, message) = if head.starts_with(b"HTTP/1.1 400 ") {
+        (400, "Bad Request", "The request is not valid HTTP.")
+    } else if head.starts_with(b"HTTP/1.1 431 ") {
+        (
+            431,
+            "Request Header Fields Too Large",
+            "The request's headers are too large.",
+        )
+    } else {
+        return None;
+    };
+    let text = std::str::from_utf8(head).ok()?.to_ascii_lowercase();
+    if !text.contains("\r\ncontent-length: 0\r\n") || !text.ends_with("\r\n\r\n") {
+        return None;
+    }
+    let body = serde_json::json!({
+        "status": "error",
+        "code": status,
+        "error_code": "malformed_request",
+        "message": message,
+        "data": null,
+        "errors": null,
+    })
+    .to_string();
+    Some(
+        format!(
+            "HTTP/1.1 {status} {reason}\r\nconnection: close\r\n\
+             content-type: application/json; charset=utf-8\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
 }
 
 /// Where the connection is in receiving a request's headers.
@@ -314,6 +359,26 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.rewritten.is_none()
+            && let Some(bytes) = enveloped(buf)
+        {
+            self.rewritten = Some((bytes, 0, buf.len()));
+        }
+        if let Some((bytes, mut done, report)) = self.rewritten.take() {
+            while done < bytes.len() {
+                match Pin::new(&mut self.stream).poll_write(cx, &bytes[done..]) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => done += n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        self.rewritten = Some((bytes, done, report));
+                        return self.stalled(cx);
+                    }
+                }
+            }
+            self.progressed();
+            return Poll::Ready(Ok(report));
+        }
         match Pin::new(&mut self.stream).poll_write(cx, buf) {
             Poll::Ready(Ok(n)) => {
                 self.headers = self.headers.written(&buf[..n]);
@@ -330,6 +395,13 @@ impl AsyncWrite for Counted {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        if self.rewritten.is_some() || enveloped(first).is_some() {
+            return self.poll_write(cx, first);
+        }
         match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
             Poll::Ready(Ok(n)) => {
                 let first = bufs

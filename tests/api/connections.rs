@@ -167,3 +167,40 @@ async fn headers_trickled_byte_by_byte_are_cut_at_the_header_timeout() {
     let pong = ws.next_of(&["pong"]).await;
     assert!(pong.is_some(), "the socket was cut");
 }
+
+/// Issue 15, finding 8: what the HTTP layer refuses before any handler (not HTTP at all,
+/// headers too large) is answered in the standard envelope too.
+#[tokio::test]
+async fn protocol_errors_are_answered_in_the_envelope() {
+    let app = spawn_with(|_| {}).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let big = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(600_000)
+    );
+    for (request, status) in [
+        ("GARBAGE\r\n\r\n".to_owned(), 400),
+        (
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_owned(),
+            400,
+        ),
+        (big, 431),
+    ] {
+        let mut stream = TcpStream::connect(&addr).await.unwrap();
+        // The server may answer and close before reading everything.
+        let _ = stream.write_all(request.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{status}: {text}"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {text}"));
+        assert_eq!(body["status"], "error");
+        assert_eq!(body["code"], status);
+        assert_eq!(body["error_code"], "malformed_request");
+    }
+}
