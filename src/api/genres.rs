@@ -152,6 +152,8 @@ impl GenresApi {
     }
 
     /// One genre
+    ///
+    /// One genre, with an `ETag`: send it back in `If-None-Match` to get `304` when unchanged.
     #[oai(path = "/genres/:id", method = "get", operation_id = "genres_get")]
     async fn get(
         &self,
@@ -163,6 +165,9 @@ impl GenresApi {
     }
 
     /// Add a genre (admin)
+    ///
+    /// Adds a genre to the catalogue; administrators only. Names are unique ignoring case (`409
+    /// name_taken`).
     #[oai(path = "/genres", method = "post", operation_id = "genres_create")]
     async fn create(
         &self,
@@ -184,6 +189,8 @@ impl GenresApi {
     }
 
     /// Change a genre (admin)
+    ///
+    /// Renames a genre or changes its description; administrators only. Fields left out stay.
     #[oai(path = "/genres/:id", method = "patch", operation_id = "genres_update")]
     async fn update(
         &self,

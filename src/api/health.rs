@@ -78,6 +78,8 @@ pub struct HealthApi;
 #[OpenApi(tag = "ApiTags::Operations")]
 impl HealthApi {
     /// Liveness
+    ///
+    /// Alive: the process answers. Touches no database; use `/readyz` for readiness.
     #[oai(path = "/healthz", method = "get", operation_id = "healthz")]
     async fn healthz(&self) -> Result<LiveResponse, Errors<LiveErrors>> {
         Ok(LiveResponse::Ok(Json(Envelope::ok(

@@ -166,6 +166,9 @@ impl InstrumentsApi {
     }
 
     /// One instrument
+    ///
+    /// One instrument, with an `ETag`: send it back in `If-None-Match` to get `304` when
+    /// unchanged.
     #[oai(
         path = "/instruments/:id",
         method = "get",
@@ -181,6 +184,9 @@ impl InstrumentsApi {
     }
 
     /// Add an instrument (admin)
+    ///
+    /// Adds an instrument to the catalogue; administrators only. Names are unique ignoring case
+    /// (`409 name_taken`).
     #[oai(
         path = "/instruments",
         method = "post",
@@ -211,6 +217,9 @@ impl InstrumentsApi {
     }
 
     /// Change an instrument (admin)
+    ///
+    /// Renames an instrument or changes its category; administrators only. Fields left out
+    /// stay.
     #[oai(
         path = "/instruments/:id",
         method = "patch",

@@ -307,6 +307,8 @@ impl MusiciansApi {
     }
 
     /// My instruments
+    ///
+    /// The instruments I play, with my level on each.
     #[oai(
         path = "/users/me/instruments",
         method = "get",
@@ -367,6 +369,8 @@ impl MusiciansApi {
     }
 
     /// Stop listing an instrument
+    ///
+    /// Removes an instrument from the ones I play. 404 when it was not among them.
     #[oai(
         path = "/users/me/instruments/:instrument_id",
         method = "delete",
@@ -385,6 +389,8 @@ impl MusiciansApi {
     }
 
     /// My genres
+    ///
+    /// The genres I like.
     #[oai(
         path = "/users/me/genres",
         method = "get",
@@ -440,6 +446,8 @@ impl MusiciansApi {
     }
 
     /// Stop liking a genre
+    ///
+    /// Removes a genre from the ones I like. 404 when it was not among them.
     #[oai(
         path = "/users/me/genres/:genre_id",
         method = "delete",

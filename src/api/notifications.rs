@@ -188,6 +188,9 @@ pub struct NotificationsApi;
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Notifications")]
 impl NotificationsApi {
     /// My notifications
+    ///
+    /// My notifications, newest first, optionally unread only. Each carries my notification
+    /// number (`seq`), what the socket's `resume` takes.
     #[oai(
         path = "/notifications",
         method = "get",
@@ -223,6 +226,8 @@ impl NotificationsApi {
     }
 
     /// Unread count (badge)
+    ///
+    /// How many of my notifications are unread: the badge count.
     #[oai(
         path = "/notifications/unread-count",
         method = "get",
@@ -241,6 +246,8 @@ impl NotificationsApi {
     }
 
     /// Mark all as read
+    ///
+    /// Marks all my notifications read; my other devices are told (`notification.read`).
     #[oai(
         path = "/notifications/read-all",
         method = "post",
@@ -259,6 +266,8 @@ impl NotificationsApi {
     }
 
     /// A notification
+    ///
+    /// One of my notifications. Someone else's answers 404.
     #[oai(
         path = "/notifications/:id",
         method = "get",
@@ -280,6 +289,8 @@ impl NotificationsApi {
     }
 
     /// Mark as read
+    ///
+    /// Marks one of my notifications read (again is harmless); my other devices are told.
     #[oai(
         path = "/notifications/:id/read",
         method = "post",
@@ -301,6 +312,8 @@ impl NotificationsApi {
     }
 
     /// Delete a notification
+    ///
+    /// Deletes one of my notifications; my other devices are told (`notification.deleted`).
     #[oai(
         path = "/notifications/:id",
         method = "delete",

@@ -126,6 +126,9 @@ pub struct ParticipationsApi;
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Events")]
 impl ParticipationsApi {
     /// My participations
+    ///
+    /// The events I take part in (or asked to), with each participation's status and
+    /// instrument. Paged with `cursor`.
     #[oai(
         path = "/users/me/participations",
         method = "get",

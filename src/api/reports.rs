@@ -185,6 +185,9 @@ impl ReportsApi {
     }
 
     /// The report queue (administrators)
+    ///
+    /// The reports, oldest first: `open` ones by default, `resolved` or `all`. Administrators
+    /// only.
     #[oai(path = "/reports", method = "get", operation_id = "reports_list")]
     async fn queue(
         &self,

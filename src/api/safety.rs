@@ -161,6 +161,9 @@ impl SafetyApi {
     }
 
     /// Unblock someone
+    ///
+    /// Lifts my block on someone (their own block on me, if any, stays). `unblocked: false`
+    /// when there was none.
     #[oai(
         path = "/users/me/blocks/:user_id",
         method = "delete",
@@ -187,6 +190,8 @@ impl SafetyApi {
     }
 
     /// People I blocked
+    ///
+    /// The people I blocked, most recent first. Paged with `cursor`.
     #[oai(
         path = "/users/me/blocks",
         method = "get",
@@ -212,6 +217,8 @@ impl SafetyApi {
     }
 
     /// My privacy settings
+    ///
+    /// My privacy settings: whether people I talk with see my presence.
     #[oai(
         path = "/users/me/privacy",
         method = "get",

@@ -70,6 +70,9 @@ impl ConversationsApi {
     }
 
     /// My conversations
+    ///
+    /// Conversations I am a member of, most recent activity first, each with its last message
+    /// (one I may see) and my unread count. Paged with `cursor`.
     #[oai(
         path = "/conversations",
         method = "get",
@@ -104,6 +107,9 @@ impl ConversationsApi {
     }
 
     /// A conversation
+    ///
+    /// One conversation of mine, as in the list: last message, unread count, my role and the
+    /// event number to resume the socket from. Non-members get 404.
     #[oai(
         path = "/conversations/:id",
         method = "get",
@@ -155,6 +161,9 @@ impl ConversationsApi {
     }
 
     /// Members
+    ///
+    /// The current members, each with their role (`owner`, `admin`, `member`), when they joined
+    /// and their read marker.
     #[oai(
         path = "/conversations/:id/participants",
         method = "get",
@@ -171,6 +180,10 @@ impl ConversationsApi {
     }
 
     /// Add a member (group owner or admins)
+    ///
+    /// Adds someone to a group; the owner and admins only (403 otherwise), never across a
+    /// block. They read the messages from now on unless the owner shares the history. Adding a
+    /// member again changes nothing. Members are told (`member.joined`).
     #[oai(
         path = "/conversations/:id/participants",
         method = "post",
@@ -337,6 +350,9 @@ impl ConversationsApi {
     }
 
     /// Mark read
+    ///
+    /// Moves my read marker forward to message number `seq` (never backward): `moved` says
+    /// whether it did. The members are told (`read.updated`).
     #[oai(
         path = "/conversations/:id/read",
         method = "post",
@@ -361,6 +377,9 @@ impl ConversationsApi {
     }
 
     /// A message, with who has read it
+    ///
+    /// A message of a conversation I am a member of (and may see: from when I joined, unless
+    /// the history is shared), with who has read it.
     #[oai(path = "/messages/:id", method = "get", operation_id = "messages_get")]
     async fn message(
         &self,
@@ -387,6 +406,9 @@ impl ConversationsApi {
     }
 
     /// Edit my message
+    ///
+    /// Changes the text of my own message; the members are told (`message.edited`). A deleted
+    /// message cannot be edited (409).
     #[oai(
         path = "/messages/:id",
         method = "patch",

@@ -94,6 +94,9 @@ pub struct EventsApi;
 #[OpenApi(prefix_path = "/api/v1", tag = "ApiTags::Events")]
 impl EventsApi {
     /// Create an event
+    ///
+    /// Creates an event organised by me: place, times (at most 31 days long), capacity, genres
+    /// and the instruments it needs. Answers the event as `GET /events/{id}` would.
     #[oai(path = "/events", method = "post", operation_id = "events_create")]
     async fn create(
         &self,
@@ -325,6 +328,8 @@ impl EventsApi {
     }
 
     /// Instruments the event needs
+    ///
+    /// The instruments the event needs, with how many places each has and how many are taken.
     #[oai(
         path = "/events/:id/instruments",
         method = "get",
@@ -400,6 +405,8 @@ impl EventsApi {
     }
 
     /// Who comes
+    ///
+    /// Who comes, with which instrument and their participation status. Paged with `cursor`.
     #[oai(
         path = "/events/:id/participants",
         method = "get",

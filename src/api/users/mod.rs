@@ -93,6 +93,8 @@ impl UsersApi {
     }
 
     /// My profile
+    ///
+    /// My account: profile, email and role. Exact coordinates are shown to me only.
     #[oai(path = "/users/me", method = "get", operation_id = "users_me_get")]
     async fn me(
         &self,
@@ -109,6 +111,9 @@ impl UsersApi {
     }
 
     /// Update my profile
+    ///
+    /// Changes what is sent and leaves the rest; `null` clears a field. Every bad field is
+    /// reported at once and nothing is written then.
     #[oai(path = "/users/me", method = "patch", operation_id = "users_me_update")]
     async fn update_me(
         &self,
@@ -205,6 +210,9 @@ impl UsersApi {
     }
 
     /// A musician's public profile
+    ///
+    /// A musician's public profile: no email, no exact place (the city only), with what they
+    /// play and like. Deactivated accounts answer 404.
     #[oai(path = "/users/:id", method = "get", operation_id = "users_get")]
     async fn get(
         &self,
