@@ -33,6 +33,8 @@ out = [
     "    host: localhost:8080",
     "    protocol: ws",
     "    description: A development server (`cargo run`).",
+    "    security:",
+    "      - $ref: '#/components/securitySchemes/bearer'",
     "channels:",
     "  socket:",
     "    address: /ws",
@@ -55,7 +57,20 @@ for op, action, side, types in (
         "    messages:",
     ]
     out += [f"      - $ref: '#/channels/socket/messages/{mname(side, t)}'" for t in types]
-out += ["components:", "  messages:"]
+out += [
+    "components:",
+    "  securitySchemes:",
+    "    bearer:",
+    "      type: http",
+    "      scheme: bearer",
+    "      bearerFormat: JWT",
+    "      description: |",
+    "        The access token from `POST /api/v1/auth/login`, in `Authorization: Bearer` on the",
+    "        upgrade. Browsers, which cannot set headers, upgrade without it and send the same",
+    "        token in an `auth` frame within 5 seconds (AsyncAPI has no scheme for a token in the",
+    "        first message). Never in the URL.",
+    "  messages:",
+]
 for side, types in (("client", client), ("server", server)):
     for t in types:
         d = schema["$defs"][f"{side}.{t}"]

@@ -130,6 +130,9 @@ fn the_asyncapi_document_lists_every_frame() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("protocol/asyncapi.yaml");
     let doc = std::fs::read_to_string(path).unwrap();
     assert!(doc.contains("asyncapi: 3.0.0"));
+    // The socket's security is declared (a bearer token on the upgrade), on its server.
+    assert!(doc.contains("securitySchemes:") && doc.contains("scheme: bearer"));
+    assert!(doc.contains("    security:\n      - $ref: '#/components/securitySchemes/bearer'"));
     for side in ["client", "server"] {
         for t in schema_types(&format!("{side}.")) {
             let payload = format!("$ref: 'schema.json#/$defs/{side}.{t}'");
