@@ -285,6 +285,8 @@ impl Headers {
         match self {
             Self::Upgraded => Self::Upgraded,
             _ if bytes.starts_with(b"HTTP/1.1 101") => Self::Upgraded,
+            // `100 Continue`: the body follows, not another request's headers.
+            _ if bytes.starts_with(b"HTTP/1.1 1") => self,
             Self::Received | Self::Awaiting => Self::Awaiting,
             // An answer before the headers ended (an error the server sent early).
             Self::Receiving { .. } => Self::Awaiting,

@@ -204,3 +204,40 @@ async fn protocol_errors_are_answered_in_the_envelope() {
         assert_eq!(body["error_code"], "malformed_request");
     }
 }
+
+/// A body sent after `100 Continue` is a body, not the next request's headers: a slow
+/// upload past the header timeout is not cut (only silence is, by the idle timeout).
+#[tokio::test]
+async fn a_body_after_100_continue_is_not_held_to_the_header_timeout() {
+    let app = spawn_with(|s| {
+        s.connections.header_timeout = Duration::from_secs(1);
+        s.connections.idle_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let body = br#"{"login": "nobody", "password": "wrong password"}"#;
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                 Expect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 100"), "{:?}", &buf[..n]);
+    // The body trickles in over 2 s: longer than the header timeout.
+    for chunk in body.chunks(10) {
+        stream.write_all(chunk).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+}
