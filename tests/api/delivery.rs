@@ -507,3 +507,48 @@ async fn the_session_check_is_linear_in_the_number_of_sockets() {
         hub.unregister(user, id);
     }
 }
+
+/// Issue 15, finding 8: `resume` from `i64::MIN` wrapped (events 1–500 replayed, `resumed`
+/// sent, 501… never came). Negative numbers are refused with a `validation_failed` error
+/// frame naming the field, nothing is replayed, and the same socket resumes properly next.
+#[tokio::test]
+async fn negative_resume_numbers_are_refused_and_the_socket_still_resumes() {
+    let app = spawn_app().await;
+    let nina = app.register("nina").await;
+    let miles = app.register("miles").await;
+    let conv = start_conversation(&app, &nina, &[&miles], None).await;
+    for body in ["one", "two"] {
+        rest_send(&app, &nina, &conv, body).await;
+    }
+
+    let mut phone = Ws::connect_quiet(&app, &miles.access).await;
+    for (frame, field) in [
+        (
+            json!({"type": "resume", "conversations": {conv.clone(): i64::MIN}}),
+            "conversations",
+        ),
+        (
+            json!({"type": "resume", "conversations": {}, "notifications": -1}),
+            "notifications",
+        ),
+    ] {
+        phone.send(frame).await;
+        let error = phone
+            .next_of(&["error", "resumed", "message.created"])
+            .await
+            .expect("an answer");
+        assert_eq!(error["type"], "error", "{error}");
+        assert_eq!(error["code"], "validation_failed", "{error}");
+        assert!(
+            error["message"].as_str().unwrap_or("").contains(field),
+            "{error}"
+        );
+    }
+    phone
+        .send(json!({"type": "resume", "conversations": {conv.clone(): 2}}))
+        .await;
+    let (frames, resumed) = until_resumed(&mut phone).await;
+    // Event 1 started the conversation, 2 and 3 are the messages.
+    assert_eq!(messages(&frames), [(3, "two".to_owned())], "{frames:?}");
+    assert!(resumed.is_some());
+}
