@@ -17,7 +17,7 @@ fn schema() -> &'static Value {
 
 fn validator(def: &str) -> jsonschema::Validator {
     let mut root = schema().clone();
-    root["$ref"] = Value::String(format!("#/$defs/{def}"));
+    root["$ref"] = Value::String(format!("#/definitions/{def}"));
     jsonschema::validator_for(&root).unwrap()
 }
 
@@ -59,7 +59,7 @@ fn examples(side: &str) -> Vec<(String, Value)> {
 
 /// Frame types the schema lists for one side (`client.` or `server.`).
 fn schema_types(prefix: &str) -> Vec<String> {
-    let mut types: Vec<String> = schema()["$defs"]
+    let mut types: Vec<String> = schema()["definitions"]
         .as_object()
         .unwrap()
         .keys()
@@ -113,6 +113,40 @@ fn every_server_example_is_valid_and_round_trips() {
     );
 }
 
+/// Each example passes its own frame's definition and no other one (every frame a distinct
+/// payload: draft-07 readers ignored the siblings of a `$ref`, which made the three message
+/// frames one), and a copy with an unknown field or without its `type` is refused
+/// (`scripts/protocol-check.sh` also drops each required field, with ajv in strict mode).
+#[test]
+fn every_example_is_its_own_frame_and_broken_copies_are_refused() {
+    for side in ["client", "server"] {
+        let types = schema_types(&format!("{side}."));
+        let validators: Vec<(String, jsonschema::Validator)> = types
+            .iter()
+            .map(|t| (t.clone(), validator(&format!("{side}.{t}"))))
+            .collect();
+        for (name, example) in examples(side) {
+            for (t, v) in &validators {
+                assert_eq!(
+                    v.is_valid(&example),
+                    *t == name,
+                    "{side}/{name}.json against {side}.{t}"
+                );
+            }
+            let own = &validators.iter().find(|(t, _)| *t == name).unwrap().1;
+            let mut extra = example.clone();
+            extra["not_in_the_protocol"] = Value::Bool(true);
+            assert!(
+                !own.is_valid(&extra),
+                "{side}/{name}.json with an unknown field"
+            );
+            let mut untyped = example.clone();
+            untyped.as_object_mut().unwrap().remove("type");
+            assert!(!own.is_valid(&untyped), "{side}/{name}.json without `type`");
+        }
+    }
+}
+
 #[test]
 fn the_schema_refuses_what_the_server_never_sends() {
     for bad in [
@@ -135,7 +169,7 @@ fn the_asyncapi_document_lists_every_frame() {
     assert!(doc.contains("    security:\n      - $ref: '#/components/securitySchemes/bearer'"));
     for side in ["client", "server"] {
         for t in schema_types(&format!("{side}.")) {
-            let payload = format!("$ref: 'schema.json#/$defs/{side}.{t}'");
+            let payload = format!("$ref: 'schema.json#/definitions/{side}.{t}'");
             assert!(
                 doc.contains(&payload),
                 "asyncapi.yaml lacks {side}.{t}: run protocol/generate_asyncapi.py"
