@@ -5,6 +5,7 @@ pub mod auth;
 pub mod caching;
 pub mod catalogue_crud;
 pub mod choice;
+pub mod constraints;
 pub mod conversations;
 pub mod costs;
 pub mod events;
@@ -98,6 +99,7 @@ pub fn spec_json() -> String {
     nullable_optionals(&mut doc);
     typed_nullable_refs(&mut doc);
     lint_clean(&mut doc);
+    constraints::annotate(&mut doc);
     serde_json::to_string_pretty(&doc).unwrap_or(raw)
 }
 

@@ -3,7 +3,9 @@
 mod account;
 mod profile;
 
-pub use account::{EMAIL_MAX, Email, Password, Username};
+pub use account::{
+    EMAIL_MAX, Email, PASSWORD_MAX, PASSWORD_MIN, Password, USERNAME_MAX, USERNAME_MIN, Username,
+};
 pub use profile::{Coordinates, Link, ProfileText, Url, radius_metres};
 
 use crate::{envelope::FieldError, error::ApiError};

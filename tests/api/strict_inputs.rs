@@ -221,3 +221,102 @@ async fn every_timestamp_in_every_answer_ends_with_z() {
     }
     assert!(seen >= 20, "only {seen} timestamps seen");
 }
+
+/// Every limit the server enforces is in the document as a keyword (issue 14: the document
+/// had no `minLength`, `maxLength`, `pattern`, `minimum`, `maximum` or `maxItems`, and
+/// schemathesis found requests valid by the schema that the server refused): every free
+/// text a request carries has a `maxLength`, every number a range, every list a
+/// `maxItems`; and the server keeps to what the document says at the edges.
+#[tokio::test]
+async fn every_limit_is_in_the_document_and_the_server_keeps_to_it() {
+    use serde_json::Value;
+    let app = spawn_app().await;
+    let spec = app.send(app.raw(Method::GET, "/openapi.json")).await.body;
+    let schemas = spec["components"]["schemas"].as_object().unwrap();
+    let resolve = |s: &Value| -> Value {
+        match s["$ref"].as_str() {
+            Some(r) => schemas[r.trim_start_matches("#/components/schemas/")].clone(),
+            None => s.clone(),
+        }
+    };
+    let mut unbounded = Vec::new();
+    let mut check = |at: String, s: &Value| {
+        let free_text =
+            s["type"] == "string" && s.get("enum").is_none() && s.get("format").is_none();
+        let bounded = match s["type"].as_str() {
+            _ if free_text => s.get("maxLength").is_some(),
+            Some("integer" | "number") => s.get("minimum").is_some(),
+            Some("array") => s.get("maxItems").is_some(),
+            _ => true,
+        };
+        if !bounded {
+            unbounded.push(at);
+        }
+    };
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] == "query" && !p["schema"]["type"].is_boolean() {
+                    check(format!("{method} {path} ?{}", p["name"]), &p["schema"]);
+                }
+            }
+            let mut bodies: Vec<(String, Value)> = op["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(ct, m)| (format!("{method} {path} {ct}"), resolve(&m["schema"])))
+                .collect();
+            while let Some((at, body)) = bodies.pop() {
+                for (name, prop) in body["properties"].as_object().into_iter().flatten() {
+                    check(format!("{at} .{name}"), prop);
+                    if prop["items"]["$ref"].is_string() {
+                        bodies.push((format!("{at} .{name}[]"), resolve(&prop["items"])));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        unbounded.is_empty(),
+        "limits missing from the document: {unbounded:#?}"
+    );
+
+    // The edges, as the document states them.
+    let register = &schemas["RegisterInput"]["properties"];
+    let max = register["username"]["maxLength"].as_u64().unwrap() as usize;
+    let longest = "u".repeat(max);
+    let body =
+        json!({"username": longest, "email": "edge@example.com", "password": "long enough pass"});
+    app.post("/api/v1/auth/register", None, body).await.ok(201);
+    let body = json!({"username": "u".repeat(max + 1), "email": "edge2@example.com", "password": "long enough pass"});
+    let resp = app.post("/api/v1/auth/register", None, body).await;
+    resp.err(422, "validation_failed");
+    assert_eq!(resp.fields()[0].0, "username");
+    let nina = app.register("nina").await;
+    let limit = &spec["paths"]["/api/v1/genres"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap()["schema"];
+    let (low, high) = (
+        limit["minimum"].as_i64().unwrap(),
+        limit["maximum"].as_i64().unwrap(),
+    );
+    for (value, ok) in [
+        (low, true),
+        (high, true),
+        (low - 1, false),
+        (high + 1, false),
+    ] {
+        let resp = app
+            .get(&format!("/api/v1/genres?limit={value}"), nina.token())
+            .await;
+        if ok {
+            resp.ok(200);
+        } else {
+            resp.err(422, "validation_failed");
+            assert_eq!(resp.fields()[0].0, "limit");
+        }
+    }
+}

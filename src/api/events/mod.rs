@@ -1,6 +1,6 @@
 //! `/events…`: organise, find, and join events.
 
-mod fields;
+pub mod fields;
 mod models;
 mod views;
 

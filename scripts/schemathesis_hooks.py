@@ -1,0 +1,61 @@
+"""schemathesis hooks for scripts/schemathesis.sh.
+
+`positive_data_acceptance_documented` is schemathesis's `positive_data_acceptance` ("a
+request the document calls valid is not refused"), except for the rules OpenAPI 3.0 cannot
+write as keywords: between two fields, or on the state of the data. A 422 passes only when
+every one of its errors is such a rule (operation, field, error type), listed here with the
+reason; any other 422 (or 400) on schema-valid data fails the run. Every limit on one value
+is in the document (`src/api/constraints.rs`), so none belongs here.
+"""
+
+import schemathesis
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+EITHER = "two parameters that go together or exclude each other (OAS 3.0 has no dependencies)"
+STATE = "depends on the data stored, not on the request's shape"
+CLOCK = "depends on the time of the request"
+
+# (operationId or "*", field, error type): why the document cannot say it.
+RULES = {
+    ("conversations_messages", "after", "value_error"): EITHER + ": before or after",
+    ("*", "lat", "missing"): EITHER + ": lat and lon",
+    ("*", "lon", "missing"): EITHER + ": lat and lon",
+    ("*", "radius_km", "missing"): EITHER + ": radius_km with lat and lon",
+    ("events_search", "sort", "value_error"): EITHER + ": sort=distance needs lat, lon, radius_km",
+    ("events_search", "to", "out_of_range"): EITHER + ": to not before from",
+    ("musicians_search", "min_level", "value_error"): EITHER + ": min_level needs instrument_id",
+    ("*", "latitude", "missing"): EITHER + ": latitude and longitude",
+    ("*", "longitude", "missing"): EITHER + ": latitude and longitude",
+    ("events_create", "starts_at", "out_of_range"): CLOCK + ": an event starts in the future",
+    ("events_update", "starts_at", "out_of_range"): CLOCK + ": an event starts in the future",
+    ("events_create", "ends_at", "out_of_range"): EITHER + ": ends_at after starts_at, within 31 days",
+    ("events_update", "ends_at", "out_of_range"): EITHER + ": ends_at after starts_at, within 31 days",
+    ("participations_update", "body", "value_error"): EITHER + ": instrument_id or status",
+    ("notifications_send", "all", "value_error"): EITHER + ": user_id or all",
+    ("notifications_send", "user_id", "missing"): EITHER + ": user_id or all",
+    ("*", "cursor", "invalid_format"): STATE + ": an opaque token the server gave out",
+    ("conversations_create", "participant_ids", "not_found"): STATE + ": the accounts must exist",
+    ("conversations_read", "seq", "out_of_range"): STATE + ": up to the last message's number",
+    ("reports_create", "target_id", "not_found"): STATE + ": something the reporter can see",
+    ("blocks_put", "user_id", "invalid"): STATE + ": not oneself",
+    ("users_me_password", "current_password", "invalid"): STATE + ": the password on file",
+    ("users_me_delete", "password", "invalid"): STATE + ": the password on file",
+}
+
+
+def documented(operation_id, error):
+    key = (error.get("field"), error.get("type"))
+    return (operation_id, *key) in RULES or ("*", *key) in RULES
+
+
+@schemathesis.check
+def positive_data_acceptance_documented(ctx, response, case):
+    if response.status_code == 422:
+        try:
+            errors = response.json().get("errors") or []
+        except ValueError:
+            errors = []
+        operation_id = case.operation.definition.raw.get("operationId")
+        if errors and all(documented(operation_id, e) for e in errors):
+            return None
+    return positive_data_acceptance(ctx, response, case)

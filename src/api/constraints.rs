@@ -1,0 +1,214 @@
+//! The limits the handlers enforce, written into the OpenAPI document as JSON Schema keywords
+//! (`minLength`, `maxLength`, `pattern`, `minimum`, `maximum`, `minItems`, `maxItems`,
+//! `enum`), so that generated clients can check a form before sending it and fuzzers
+//! generate requests the server accepts.
+//!
+//! The numbers are the handlers' own constants. Where the server trims text or refuses text
+//! that shows nothing (white space, invisible characters), the pattern asks for a visible
+//! ASCII character, which is a little stricter than the server: whatever the document calls
+//! valid, the server accepts (`scripts/schemathesis.sh` checks it). Rules the document cannot
+//! express — between two fields, or on the state of the data — stay in the descriptions and
+//! are listed, with their reason, in `scripts/schemathesis_hooks.py`.
+
+use serde_json::{Value, json};
+
+use crate::{
+    api::{
+        catalogue_crud, events::fields as event_fields, genres, musicians, notifications, users,
+    },
+    chat::store as chat,
+    domain::{EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_MIN, Url},
+    events::manage::MAX_INSTRUMENTS,
+};
+
+/// No NUL anywhere (the strict layer refuses it in every text).
+const NO_NUL: &str = "^[^\\u0000]*$";
+/// Shows something: at least one visible character, and no NUL.
+const VISIBLE: &str = "^[^\\u0000]*[!-~][^\\u0000]*$";
+/// One line of visible text without control characters (names, titles).
+const LINE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[!-~][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$";
+/// Free text that may span lines, has no other control character and shows something.
+const VISIBLE_PROSE: &str = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*[!-~][^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$";
+/// Free text that may span lines but has no other control character.
+const PROSE: &str = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$";
+/// An absolute `https` URL (the server also takes `http`).
+const HTTPS_URL: &str =
+    "^https://[a-z0-9]+(-[a-z0-9]+)*(\\.[a-z0-9]+(-[a-z0-9]+)*)+(/[A-Za-z0-9._~%/-]*)?$";
+/// A link in a notification: an API path or an `https` URL.
+const LINK: &str = "^(/api/v1(/[A-Za-z0-9._~%-]+)*|https://[a-z0-9]+(-[a-z0-9]+)*(\\.[a-z0-9]+(-[a-z0-9]+)*)+(/[A-Za-z0-9._~%/-]*)?)$";
+/// A dot-atom address with a dotted domain, within RFC 5321's lengths (64 before the `@`,
+/// 63 per label): RFC 5322 allows more; this much is certain.
+const EMAIL: &str = "^[A-Za-z0-9_%+-]{1,20}(\\.[A-Za-z0-9_%+-]{1,20}){0,2}@[A-Za-z0-9]{1,15}(-[A-Za-z0-9]{1,15}){0,2}(\\.[A-Za-z0-9]{1,15}(-[A-Za-z0-9]{1,15}){0,2}){1,3}$";
+const USERNAME: &str = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
+/// A search text: its ends are visible (the server trims them before counting).
+const SEARCH: &str = "^[!-~]([^\\u0000]*[!-~])?$";
+
+fn text(pattern: &str, min: usize, max: usize) -> Value {
+    let mut v = json!({ "pattern": pattern, "maxLength": max });
+    if min > 0 {
+        v["minLength"] = json!(min);
+    }
+    v
+}
+
+/// Keywords for a query parameter of an operation.
+fn query(operation: &str, name: &str) -> Option<Value> {
+    let radius_max = if operation == "musicians_search" {
+        musicians::MAX_RADIUS_KM
+    } else {
+        event_fields::MAX_RADIUS_KM
+    };
+    Some(match name {
+        "limit" => json!({ "minimum": 1, "maximum": crate::api::pagination::MAX_LIMIT }),
+        "lat" => json!({ "minimum": -90, "maximum": 90 }),
+        "lon" => json!({ "minimum": -180, "maximum": 180 }),
+        "radius_km" => json!({ "exclusiveMinimum": true, "minimum": 0, "maximum": radius_max }),
+        "q" => text(
+            SEARCH,
+            musicians::MIN_QUERY_CHARS,
+            musicians::MAX_QUERY_CHARS,
+        ),
+        "after" | "before" => json!({ "minimum": 0 }),
+        "status" if operation == "reports_list" => json!({ "enum": ["open", "resolved", "all"] }),
+        "cursor" => text(NO_NUL, 0, 512),
+        _ => return None,
+    })
+}
+
+/// Keywords for a property of a request body's schema.
+fn property(schema: &str, name: &str) -> Option<Value> {
+    Some(match (schema, name) {
+        ("RegisterInput", "username") | ("UpdateProfile", "username") => {
+            text(USERNAME, USERNAME_MIN, USERNAME_MAX)
+        }
+        ("RegisterInput", "email") => text(EMAIL, 0, EMAIL_MAX),
+        ("RegisterInput", "password")
+        | ("ChangePassword", "new_password")
+        | ("OAuth2PasswordForm", "password") => text(VISIBLE, PASSWORD_MIN, PASSWORD_MAX),
+        ("LoginInput", "login") | ("OAuth2PasswordForm", "username") => text(VISIBLE, 1, EMAIL_MAX),
+        ("LoginInput", "password")
+        | ("ChangePassword", "current_password")
+        | ("EraseAccount", "password") => json!({ "minLength": 1, "maxLength": PASSWORD_MAX }),
+        // Read by OAuth2 tools, not by the server: bounded all the same.
+        ("OAuth2PasswordForm", "grant_type") => json!({ "enum": ["password", null] }),
+        ("OAuth2PasswordForm", "client_id" | "client_secret" | "scope") => text(NO_NUL, 0, 1024),
+        ("RefreshInput", "refresh_token") => text(NO_NUL, 1, 4096),
+        ("UpdateProfile", "bio") => text(PROSE, 0, users::BIO_MAX),
+        ("UpdateProfile", "city") => text(LINE, 0, users::CITY_MAX),
+        ("UpdateProfile", "latitude") | ("NewEvent" | "EventChange", "latitude") => {
+            json!({ "minimum": -90, "maximum": 90 })
+        }
+        ("UpdateProfile", "longitude") | ("NewEvent" | "EventChange", "longitude") => {
+            json!({ "minimum": -180, "maximum": 180 })
+        }
+        ("UpdateProfile", "photo_url")
+        | ("NewEvent" | "EventChange", "image_url")
+        | ("NewInstrument" | "InstrumentChange", "icon_url") => text(HTTPS_URL, 0, Url::MAX),
+        ("NewConversation", "participant_ids") => {
+            json!({ "minItems": 1, "maxItems": chat::MAX_MEMBERS - 1 })
+        }
+        ("NewConversation" | "ConversationChanges", "title") => text(LINE, 0, chat::TITLE_MAX),
+        ("NewMessage" | "EditMessage", "body") => text(VISIBLE, 1, chat::BODY_MAX),
+        ("NewMessage", "client_msg_id") => text(NO_NUL, 0, chat::CLIENT_MSG_ID_MAX),
+        // Members answer for themselves (`accepted`, `declined`); withdrawing is a DELETE.
+        ("ParticipationChange", "status") => json!({ "enum": ["accepted", "declined", null] }),
+        ("MarkRead", "seq") => json!({ "minimum": 0 }),
+        ("NewEvent" | "EventChange", "title") => text(LINE, 1, event_fields::TITLE_MAX),
+        ("NewEvent" | "EventChange", "description") => {
+            text(PROSE, 0, event_fields::DESCRIPTION_MAX)
+        }
+        ("NewEvent" | "EventChange", "address") => text(LINE, 1, event_fields::ADDRESS_MAX),
+        ("NewEvent" | "EventChange", "capacity") => {
+            json!({ "minimum": 1, "maximum": event_fields::MAX_CAPACITY })
+        }
+        ("NewEvent" | "EventChange", "genre_ids") => {
+            json!({ "maxItems": event_fields::MAX_GENRES })
+        }
+        ("NewEvent", "instruments") => json!({ "maxItems": MAX_INSTRUMENTS }),
+        ("NeededInput" | "Quantity", "quantity") => {
+            json!({ "minimum": 1, "maximum": event_fields::MAX_QUANTITY })
+        }
+        ("NewGenre" | "GenreChange" | "NewInstrument" | "InstrumentChange", "name") => {
+            text(LINE, 1, catalogue_crud::NAME_MAX)
+        }
+        ("NewGenre" | "GenreChange", "description") => text(PROSE, 0, genres::DESCRIPTION_MAX),
+        ("Announcement", "title") => text(LINE, 1, notifications::TITLE_MAX),
+        ("Announcement", "body") => text(VISIBLE_PROSE, 1, notifications::BODY_MAX),
+        ("Announcement", "link") => text(LINK, 0, Url::MAX),
+        ("NewReport", "reason") => text(VISIBLE, 1, crate::moderation::REASON_MAX),
+        ("Resolution", "note") => text(VISIBLE, 1, crate::moderation::NOTE_MAX),
+        _ => return None,
+    })
+}
+
+fn merge(target: &mut Value, keywords: Value) {
+    if let (Some(target), Value::Object(keywords)) = (target.as_object_mut(), keywords) {
+        // `allOf` wrappers (nullable references) carry no keyword of their own to merge into.
+        if target.contains_key("allOf") {
+            return;
+        }
+        target.extend(keywords);
+    }
+}
+
+/// Writes every limit into `doc` (the document `api::spec_json` produces).
+pub fn annotate(doc: &mut Value) {
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+        {
+            let id = op["operationId"].as_str().unwrap_or_default().to_owned();
+            for param in op
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+            {
+                let name = param["name"].as_str().unwrap_or_default().to_owned();
+                if let Some(k) = query(&id, &name) {
+                    merge(&mut param["schema"], k);
+                }
+            }
+            // The registration's form bodies are written inline, not as `RegisterInput`;
+            // a multipart form has these three parts and no other.
+            if id.ends_with("register") {
+                for body in op["requestBody"]["content"]
+                    .as_object_mut()
+                    .into_iter()
+                    .flat_map(|c| c.values_mut())
+                {
+                    if body["schema"]["properties"].is_object() {
+                        body["schema"]["additionalProperties"] = Value::Bool(false);
+                    }
+                    for (name, prop) in body["schema"]
+                        .get_mut("properties")
+                        .and_then(Value::as_object_mut)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(k) = property("RegisterInput", name) {
+                            merge(prop, k);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        for (schema, body) in schemas.iter_mut() {
+            for (name, prop) in body
+                .get_mut("properties")
+                .and_then(Value::as_object_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(k) = property(schema, name) {
+                    merge(prop, k);
+                }
+            }
+        }
+    }
+}
