@@ -1,6 +1,7 @@
 //! The REST surface: one module per resource, combined into one OpenAPI service.
 
 pub mod accounts_models;
+pub mod answers;
 pub mod auth;
 pub mod caching;
 pub mod catalogue_crud;
@@ -100,6 +101,7 @@ pub fn spec_json() -> String {
     typed_nullable_refs(&mut doc);
     lint_clean(&mut doc);
     constraints::annotate(&mut doc);
+    answers::add(&mut doc);
     serde_json::to_string_pretty(&doc).unwrap_or(raw)
 }
 

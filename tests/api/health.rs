@@ -207,6 +207,52 @@ pub fn check_spec(spec: &Value) {
         !schemas["ErrorEnvelope"]["example"].is_null(),
         "ErrorEnvelope has an example"
     );
+    // Each operation's answers exactly (issue 14): a `200`/`201` pair only where an
+    // operation creates or finds, and every error answer has an example of its own status.
+    let mut pairs = Vec::new();
+    let mut wrong_examples = Vec::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            if responses.contains_key("200") && responses.contains_key("201") {
+                pairs.push(op["operationId"].as_str().unwrap().to_owned());
+            }
+            for (status, resp) in responses.iter().filter(|(s, _)| s.as_str() >= "400") {
+                for media in resp["content"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| m.1)
+                {
+                    let example = if media["example"].is_null() {
+                        &media["schema"]["example"]
+                    } else {
+                        &media["example"]
+                    };
+                    if example["code"].as_u64().map(|c| c.to_string()).as_deref()
+                        != Some(status.as_str())
+                    {
+                        wrong_examples.push(format!("{method} {path} {status}"));
+                    }
+                }
+            }
+        }
+    }
+    pairs.sort();
+    assert_eq!(
+        pairs,
+        [
+            "blocks_put",
+            "conversations_create",
+            "conversations_send",
+            "reports_create"
+        ],
+        "operations documenting both 200 and 201"
+    );
+    assert!(
+        wrong_examples.is_empty(),
+        "error answers without an example of their status: {wrong_examples:?}"
+    );
     // A whole answer's example sits on the answer (see `api::lint_clean`).
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
