@@ -107,6 +107,10 @@ pub enum ServerFrame {
         seq: i64,
         message: MessageData,
     },
+    /// Event `seq` of the conversation tells of a message by someone the receiver blocked:
+    /// the number is taken, nothing of the message is shown (README, "Security").
+    #[serde(rename = "message.withheld")]
+    MessageWithheld { conversation_id: Uuid, seq: i64 },
     /// A member's read marker moved forward (to message number `last_read_seq`).
     #[serde(rename = "read.updated")]
     ReadUpdated {
@@ -233,6 +237,10 @@ impl ServerFrame {
                 seq,
                 ..
             }
+            | Self::MessageWithheld {
+                conversation_id,
+                seq,
+            }
             | Self::ReadUpdated {
                 conversation_id,
                 seq,
@@ -270,6 +278,27 @@ impl ServerFrame {
             } => Some((*conversation_id, *seq)),
             _ => None,
         }
+    }
+}
+
+impl ServerFrame {
+    /// The author of the message a frame tells of (created, edited or deleted).
+    pub fn message_author(&self) -> Option<Uuid> {
+        match self {
+            Self::MessageCreated { message, .. }
+            | Self::MessageEdited { message, .. }
+            | Self::MessageDeleted { message, .. } => Some(message.author.id),
+            _ => None,
+        }
+    }
+
+    /// What a receiver who blocked `message_author` gets instead of this frame, serialised.
+    pub fn withheld_text(conversation_id: Uuid, seq: i64) -> String {
+        serde_json::to_string(&Self::MessageWithheld {
+            conversation_id,
+            seq,
+        })
+        .unwrap_or_default()
     }
 }
 

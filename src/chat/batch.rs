@@ -2,7 +2,10 @@
 //! locked in id order, membership and earlier keys read once the locks are held, numbers
 //! assigned in queue order, and every row written by one set-based statement.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::{PgConnection, Row};
@@ -40,6 +43,8 @@ pub(super) struct Stored {
     pub outcomes: Vec<Result<Sent, ApiError>>,
     /// The new messages' frames: (members, conversation, event number, text).
     pub frames: Vec<(Arc<[Uuid]>, Uuid, i64, String)>,
+    /// For members who blocked a message's author, `message.withheld` of the same number.
+    pub withheld: Vec<(Arc<[Uuid]>, Uuid, i64, String)>,
 }
 
 /// A locked conversation during the batch.
@@ -73,11 +78,14 @@ pub(super) async fn store_in(
     let mut authors: Vec<Uuid> = requests.iter().map(|r| r.author).collect();
     authors.sort_unstable();
     authors.dedup();
-    // Members, and the names of the batch's authors among them, in one round trip.
+    // Members, the names of the batch's authors among them, and whether a member blocked
+    // one of the authors, in one round trip.
     let rows = sqlx::query(
         "SELECT m.conversation_id, array_agg(m.user_id ORDER BY m.user_id) AS members,
                 array_remove(array_agg(u.id ORDER BY m.user_id), NULL) AS authors,
-                array_remove(array_agg(u.username ORDER BY m.user_id), NULL) AS names
+                array_remove(array_agg(u.username ORDER BY m.user_id), NULL) AS names,
+                bool_or(EXISTS (SELECT 1 FROM blocks b
+                                WHERE b.blocker_id = m.user_id AND b.blocked_id = ANY($2)))
          FROM conversation_members m
          LEFT JOIN users u ON u.id = m.user_id AND m.user_id = ANY($2)
          WHERE m.conversation_id = ANY($1) AND m.left_at IS NULL
@@ -89,11 +97,29 @@ pub(super) async fn store_in(
     .await?;
     let mut members: HashMap<Uuid, Vec<Uuid>> = HashMap::with_capacity(rows.len());
     let mut names: HashMap<Uuid, String> = HashMap::with_capacity(authors.len());
+    let mut any_block = false;
     for row in rows {
         members.insert(row.try_get(0)?, row.try_get(1)?);
         let (ids, usernames): (Vec<Uuid>, Vec<String>) = (row.try_get(2)?, row.try_get(3)?);
         names.extend(ids.into_iter().zip(usernames));
+        any_block |= row.try_get::<Option<bool>, _>(4)?.unwrap_or(false);
     }
+    // Who blocked whom among them: read only when some member blocked an author (rare).
+    let blocks: HashSet<(Uuid, Uuid)> = if any_block {
+        let all: Vec<Uuid> = members.values().flatten().copied().collect();
+        sqlx::query_as(
+            "SELECT blocker_id, blocked_id FROM blocks
+             WHERE blocker_id = ANY($1) AND blocked_id = ANY($2)",
+        )
+        .bind(&all)
+        .bind(&authors)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect()
+    } else {
+        HashSet::new()
+    };
     let mut conversations: HashMap<Uuid, Numbers> = HashMap::with_capacity(locked.len());
     for row in locked {
         let id: Uuid = row.try_get(0)?;
@@ -131,6 +157,7 @@ pub(super) async fn store_in(
     let mut outcomes = Vec::with_capacity(requests.len());
     let mut rows = Rows::default();
     let mut frames = Vec::new();
+    let mut withheld = Vec::new();
     // Keys stored by this batch: a repeat within the batch answers the first.
     let mut fresh: HashMap<(Uuid, Uuid, String), usize> = HashMap::new();
     for r in requests {
@@ -192,12 +219,18 @@ pub(super) async fn store_in(
         // Serialised once: the same text goes to the event log and to every device.
         let text = serde_json::to_string(&frame).map_err(ApiError::internal)?;
         rows.push(&message, numbers.last_event, &text);
-        frames.push((
-            numbers.members.clone(),
-            r.conversation,
-            numbers.last_event,
-            text,
-        ));
+        let (hiding, seeing): (Vec<Uuid>, Vec<Uuid>) = numbers
+            .members
+            .iter()
+            .partition(|m| blocks.contains(&(**m, r.author)));
+        let seeing = if hiding.is_empty() {
+            numbers.members.clone()
+        } else {
+            let hidden = ServerFrame::withheld_text(r.conversation, numbers.last_event);
+            withheld.push((hiding.into(), r.conversation, numbers.last_event, hidden));
+            seeing.into()
+        };
+        frames.push((seeing, r.conversation, numbers.last_event, text));
         outcomes.push(Ok((message, true)));
     }
     if !rows.ids.is_empty() {
@@ -248,7 +281,11 @@ pub(super) async fn store_in(
         .execute(&mut *conn)
         .await?;
     }
-    Ok(Stored { outcomes, frames })
+    Ok(Stored {
+        outcomes,
+        frames,
+        withheld,
+    })
 }
 
 /// The batch's new rows, column by column (for `UNNEST`).

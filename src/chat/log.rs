@@ -4,11 +4,13 @@
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, frames::ServerFrame};
 
 /// Stored frames of a conversation after event `after`, as `user` may see them (from their
-/// joining to their leaving), in order, at most `limit`; with the last event they may see.
-/// `None` when the user never belonged to the conversation.
+/// joining to their leaving; what someone they blocked did to a message while the block
+/// stood, as `message.withheld`), in
+/// order, at most `limit`; with the last event they may see. `None` when the user never
+/// belonged to the conversation.
 pub async fn events_after(
     db: impl PgExecutor<'_>,
     user: Uuid,
@@ -22,10 +24,15 @@ pub async fn events_after(
                       LEAST(c.last_event_seq, m.left_event_seq) AS last
                FROM conversation_members m JOIN conversations c ON c.id = m.conversation_id
                WHERE m.conversation_id = $1 AND m.user_id = $2)
-           SELECT b.last AS "last!", e.seq AS "seq?", e.frame::text AS "frame?"
+           SELECT b.last AS "last!", e.seq AS "seq?", e.frame::text AS "frame?",
+                  (e.frame ->> 'type' LIKE 'message.%' AND EXISTS (
+                       SELECT 1 FROM blocks k WHERE k.blocker_id = $2
+                       AND k.blocked_id = (e.frame -> 'message' -> 'author' ->> 'id')::uuid
+                       AND k.created_at <= e.created_at))
+                      AS "withheld?"
            FROM bounds b
            LEFT JOIN LATERAL (
-               SELECT seq, frame FROM conversation_events
+               SELECT seq, frame, created_at FROM conversation_events
                WHERE conversation_id = $1 AND seq > b.after AND seq <= b.last
                ORDER BY seq LIMIT $4) e ON true"#,
         conversation,
@@ -40,7 +47,14 @@ pub async fn events_after(
     };
     let frames = rows
         .into_iter()
-        .filter_map(|r| Some((r.seq?, r.frame?)))
+        .filter_map(|r| {
+            let seq = r.seq?;
+            Some(if r.withheld == Some(true) {
+                (seq, ServerFrame::withheld_text(conversation, seq))
+            } else {
+                (seq, r.frame?)
+            })
+        })
         .collect();
     Ok(Some((frames, last)))
 }

@@ -1,5 +1,7 @@
 //! The pages that REST reads: a user's conversations (with each one's last message and
-//! unread count) and a conversation's history, each in one statement.
+//! unread count) and a conversation's history, each in one statement. Messages someone
+//! wrote after the reader blocked them are left out of all three while the block stands
+//! (what was said before stays).
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
@@ -30,6 +32,9 @@ pub async fn history(
                       x.client_msg_id, x.created_at, x.edited_at, x.deleted_at
                FROM messages x JOIN users u ON u.id = x.author_id
                WHERE x.conversation_id = $1 AND x.seq > me.history_from_seq
+                 AND NOT EXISTS (SELECT 1 FROM blocks k
+                                 WHERE k.blocker_id = $5 AND k.blocked_id = x.author_id
+                                   AND k.created_at <= x.created_at)
                  AND ($2::bigint IS NULL OR x.seq < $2)
                  AND ($3::bigint IS NULL OR x.seq > $3)
                ORDER BY CASE WHEN $3::bigint IS NULL THEN -x.seq ELSE x.seq END
@@ -95,7 +100,11 @@ pub async fn list(
                   (SELECT count(*) FROM messages x
                    WHERE x.conversation_id = c.id
                      AND x.seq > GREATEST(m.last_read_seq, m.history_from_seq)
-                     AND x.author_id <> $1 AND x.deleted_at IS NULL) AS "unread!",
+                     AND x.author_id <> $1 AND x.deleted_at IS NULL
+                     AND NOT EXISTS (SELECT 1 FROM blocks k
+                                     WHERE k.blocker_id = $1 AND k.blocked_id = x.author_id
+                                   AND k.created_at <= x.created_at))
+                      AS "unread!",
                   l.id AS "last_id?", l.seq AS "last_seq?", l.author_id AS "last_author_id?",
                   l.author_username AS "last_author_username?", l.body AS last_body,
                   l.client_msg_id AS last_client_msg_id, l.created_at AS "last_created_at?",
@@ -106,6 +115,9 @@ pub async fn list(
                       x.client_msg_id, x.created_at, x.edited_at, x.deleted_at
                FROM messages x JOIN users u ON u.id = x.author_id
                WHERE x.conversation_id = c.id AND x.seq > m.history_from_seq
+                 AND NOT EXISTS (SELECT 1 FROM blocks k
+                                 WHERE k.blocker_id = $1 AND k.blocked_id = x.author_id
+                                   AND k.created_at <= x.created_at)
                ORDER BY x.seq DESC LIMIT 1) l ON true
            WHERE m.user_id = $1 AND m.left_at IS NULL
              AND ($2::timestamptz IS NULL OR (c.last_activity_at, c.id) < ($2, $3))

@@ -240,6 +240,7 @@ async fn publish(bus: &Bus, stored: &Stored) {
     let deliveries: Vec<Delivery<'_>> = stored
         .frames
         .iter()
+        .chain(&stored.withheld)
         .map(|(users, conversation, seq, text)| Delivery {
             users,
             event: Some((StreamId::Conversation(*conversation), *seq)),

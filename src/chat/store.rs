@@ -312,9 +312,12 @@ pub(super) async fn commit_and_tell(
         )));
     };
     record(&mut tx, &frame).await?;
-    let users = member_ids(&mut tx, conversation).await?;
+    let (users, withheld) = match frame.message_author() {
+        Some(author) => super::members_hiding(&mut tx, conversation, author).await?,
+        None => (member_ids(&mut tx, conversation).await?, Vec::new()),
+    };
     tx.commit().await?;
-    super::deliver(bus, users, frame).await;
+    super::deliver_hiding(bus, users, &withheld, frame).await;
     Ok(())
 }
 
@@ -428,18 +431,24 @@ pub(super) async fn message_rows_for_keys(
 }
 
 /// A message, if `user` is a member of its conversation who may see it (a member added to
-/// a group sees the messages from when they joined, unless the owner shares history).
+/// a group sees the messages from when they joined, unless the owner shares history; no
+/// one sees what someone they blocked wrote after the block).
 pub async fn message_for(
     db: impl PgExecutor<'_> + Copy,
     user: Uuid,
     id: Uuid,
 ) -> Result<MessageData, ApiError> {
     let message = message_by_id(db, id).await?;
+    // Nor one written by someone after `user` blocked them, while the block stands.
     let from = sqlx::query_scalar!(
         "SELECT history_from_seq FROM conversation_members
-         WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL",
+         WHERE conversation_id = $1 AND user_id = $2 AND left_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2 AND blocked_id = $3
+                           AND created_at <= $4)",
         message.conversation_id,
-        user
+        user,
+        message.author.id,
+        message.created_at
     )
     .fetch_optional(db)
     .await?;

@@ -6,6 +6,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod blocks;
 mod catalogue;
 mod chat;
 mod cli;
