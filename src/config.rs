@@ -125,6 +125,19 @@ pub struct SendSettings {
     pub queue: usize,
 }
 
+/// Descriptors kept for everything but client connections (pools, logs, the listener).
+pub const FILE_RESERVE: u64 = 512;
+
+/// The default cap on open connections: the process's open-file limit (`ulimit -n`) less
+/// [`FILE_RESERVE`], and at least half of it; 100,000 when the limit is unbounded.
+pub fn default_max_total() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    match limit {
+        Some(n) => usize::try_from(n.saturating_sub(FILE_RESERVE).max(n / 2)).unwrap_or(100_000),
+        None => 100_000,
+    }
+}
+
 /// What one client may hold open (see `connections`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
@@ -138,7 +151,8 @@ pub struct ConnectionLimits {
     /// when it is never idle.
     pub header_timeout: Duration,
     /// Open connections in all (`CONNECTION_MAX_TOTAL`); kept under the file limit so that
-    /// the database, Redis and `/healthz` always have descriptors.
+    /// the database, Redis and `/healthz` always have descriptors. By default the file
+    /// limit less [`FILE_RESERVE`] (see [`default_max_total`]).
     pub max_total: usize,
     /// Open connections from one address (`CONNECTION_MAX_PER_ADDRESS`); trusted proxies
     /// (`TRUSTED_PROXIES`) are exempt, their clients being many.
@@ -154,7 +168,7 @@ impl Default for ConnectionLimits {
         Self {
             idle_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(20),
-            max_total: 10_000,
+            max_total: default_max_total(),
             max_per_address: 256,
             max_unauthenticated_per_address: 16,
         }
@@ -225,7 +239,7 @@ impl Settings {
             connections: ConnectionLimits {
                 idle_timeout: Duration::from_secs(parse("CONNECTION_IDLE_TIMEOUT_SECS", "60")?),
                 header_timeout: Duration::from_secs(parse("CONNECTION_HEADER_TIMEOUT_SECS", "20")?),
-                max_total: parse("CONNECTION_MAX_TOTAL", "10000")?,
+                max_total: parse("CONNECTION_MAX_TOTAL", &default_max_total().to_string())?,
                 max_per_address: parse("CONNECTION_MAX_PER_ADDRESS", "256")?,
                 max_unauthenticated_per_address: parse("WS_MAX_UNAUTHENTICATED_PER_ADDRESS", "16")?,
             },
@@ -308,6 +322,21 @@ fn invalid(name: &'static str, reason: &str) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default connection cap follows the file limit: 10,000 fixed refused half the
+    /// 19,000 sockets one instance holds (issue 6) on a machine with `ulimit -n 20000`.
+    #[test]
+    fn the_default_connection_cap_follows_the_file_limit() {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        let cap = default_max_total() as u64;
+        match limit {
+            Some(n) => {
+                assert!(cap < n, "{cap} under the limit {n}");
+                assert!(cap >= n / 2 && cap + FILE_RESERVE >= n, "{cap} of {n}");
+            }
+            None => assert_eq!(cap, 100_000),
+        }
+    }
 
     fn production(secret: &str) -> Settings {
         Settings {
