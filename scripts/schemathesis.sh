@@ -110,11 +110,53 @@ PARTICIPATION=$(create "$USER" "/api/v1/events/$EVENT/participations" \
 # The organiser was notified of the join.
 NOTIFICATION=$(curl -fsS "$BASE/api/v1/notifications?limit=1" -H "authorization: Bearer $ADMIN" \
   | jq -er '.data.items[0].id')
+# Someone to block.
+curl -fsS "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
+  -d '{"username": "st_other", "email": "st_other@example.com", "password": "schemathesis-other-password"}' >/dev/null
+OTHER_ID=$(curl -fsS "$BASE/api/v1/users?q=st_other" -H "authorization: Bearer $USER" | jq -er '.data.items[0].id')
 
 # Fixed ids per operation (first match wins), so that operations on one resource reach
 # real data rather than answering 404 to random ids.
 CONFIG="$WORK/schemathesis.toml"
 cat >"$CONFIG" <<TOML
+# Values that reach the logic behind operations whose valid requests otherwise all depend
+# on stored data or the clock (real accounts and ids, a start in the future): without them
+# every generated request is refused, and schemathesis warns of a validation mismatch.
+[dictionaries.future_start]
+values = ["$START"]
+[dictionaries.future_end]
+values = ["$END"]
+[dictionaries.participants]
+values = ["$USER_ID"]
+[dictionaries.report_targets]
+values = ["$USER_ID", "$MESSAGE", "$EVENT", "$CONVERSATION"]
+[dictionaries.read_up_to]
+values = [0, 1]
+[dictionaries.logins]
+values = ["st_user"]
+[dictionaries.passwords]
+values = ["schemathesis-user-password"]
+[[operations]]
+include-operation-id = "events_create"
+parameters = { "body.starts_at" = { dictionary = "future_start" }, "body.ends_at" = { dictionary = "future_end" } }
+[[operations]]
+include-operation-id = "events_update"
+parameters = { "path.id" = "$EVENT", "body.starts_at" = { dictionary = "future_start" }, "body.ends_at" = { dictionary = "future_end" } }
+[[operations]]
+include-operation-id = "conversations_create"
+parameters = { "body.participant_ids[*]" = { dictionary = "participants" } }
+[[operations]]
+include-operation-id = "conversations_read"
+parameters = { "path.id" = "$CONVERSATION", "body.seq" = { dictionary = "read_up_to" } }
+[[operations]]
+include-operation-id = "reports_create"
+parameters = { "body.target_id" = { dictionary = "report_targets" } }
+[[operations]]
+include-operation-id = "blocks_put"
+parameters = { "path.user_id" = "$OTHER_ID" }
+[[operations]]
+include-operation-id = "auth_login"
+parameters = { "body.login" = { dictionary = "logins" }, "body.username" = { dictionary = "logins" }, "body.password" = { dictionary = "passwords" } }
 [[operations]]
 include-path-regex = '^/api/v1/conversations/\\{id\\}/participants/\\{user_id\\}\$'
 parameters = { "path.id" = "$CONVERSATION", "path.user_id" = "$USER_ID" }
