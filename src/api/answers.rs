@@ -62,7 +62,8 @@ fn first_field(op: &Value, schemas: &Value) -> (String, &'static str, String) {
     }
     let params = op["parameters"].as_array().cloned().unwrap_or_default();
     if params.iter().any(|p| p["name"] == "limit") {
-        let text = "limit must be between 1 and 100".to_owned();
+        let max = crate::api::pagination::MAX_LIMIT;
+        let text = format!("limit must be between 1 and {max}");
         return ("limit".into(), "out_of_range", text);
     }
     if let Some(p) = params.iter().find(|p| p["in"] == "path") {

@@ -219,13 +219,12 @@ pub(super) async fn store_in(
         // Serialised once: the same text goes to the event log and to every device.
         let text = serde_json::to_string(&frame).map_err(ApiError::internal)?;
         rows.push(&message, numbers.last_event, &text);
-        let (hiding, seeing): (Vec<Uuid>, Vec<Uuid>) = numbers
-            .members
-            .iter()
-            .partition(|m| blocks.contains(&(**m, r.author)));
-        let seeing = if hiding.is_empty() {
+        // The common case (no member blocked an author) shares the member list as it is.
+        let hides = |m: &&Uuid| blocks.contains(&(**m, r.author));
+        let seeing = if blocks.is_empty() || !numbers.members.iter().any(|m| hides(&m)) {
             numbers.members.clone()
         } else {
+            let (hiding, seeing): (Vec<Uuid>, Vec<Uuid>) = numbers.members.iter().partition(hides);
             let hidden = ServerFrame::withheld_text(r.conversation, numbers.last_event);
             withheld.push((hiding.into(), r.conversation, numbers.last_event, hidden));
             seeing.into()
