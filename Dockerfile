@@ -15,6 +15,9 @@ ENV SQLX_OFFLINE=true
 COPY --from=plan /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
+# The commit, for `tunelink_build_info` (`docker compose build --build-arg
+# TUNELINK_REVISION=$(git rev-parse HEAD)`); set late, so the dependency layer stays cached.
+ARG TUNELINK_REVISION=unknown
 RUN cargo build --release --locked --bin tunelink \
  && cp target/release/tunelink /usr/local/bin/tunelink
 

@@ -64,6 +64,7 @@ impl Application {
         let metrics = metrics::Metrics::new(api::route_names());
         let state = AppState::new(settings, db, redis, metrics)?;
         realtime::upkeep::start(state.hub.clone(), state.db.clone());
+        metrics_upkeep(&state);
         realtime::presence::register_instance(&state.db, state.hub.instance())
             .await
             .map_err(|e| anyhow::anyhow!("cannot register this instance: {}", e.message))?;
@@ -118,6 +119,20 @@ impl Application {
         }
         served
     }
+}
+
+/// Drains the metrics' histogram buffers every few seconds, until the hub shuts down.
+fn metrics_upkeep(state: &AppState) {
+    let (hub, metrics) = (state.hub.clone(), state.metrics.clone());
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(metrics::UPKEEP_EVERY);
+        loop {
+            tokio::select! {
+                () = hub.shutting_down() => return,
+                _ = every.tick() => metrics.upkeep(),
+            }
+        }
+    });
 }
 
 /// Every route, with the middleware stack.

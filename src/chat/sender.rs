@@ -14,7 +14,7 @@
 //! (nothing stored): accepted messages keep their latency instead of every message
 //! waiting for seconds.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::sync::Arc;
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
@@ -130,9 +130,7 @@ impl Sender {
         match self.queue.try_send(job) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.metrics
-                    .sends_overloaded
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.sends_overloaded.increment(1);
                 return Err(overloaded());
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
@@ -195,9 +193,7 @@ impl Writer {
                 }
             }
             Err(err) if requests.len() > 1 && err.code != ErrorCode::ServiceUnavailable => {
-                self.metrics
-                    .send_batch_failures
-                    .fetch_add(1, Ordering::Relaxed);
+                self.metrics.send_batch_failures.increment(1);
                 tracing::warn!(error = %err, sends = requests.len(), "a batch of sends failed; storing each alone");
                 for (request, answer) in requests.iter().zip(answers) {
                     let outcome = match self.store(std::slice::from_ref(request)).await {
@@ -223,11 +219,11 @@ impl Writer {
         let mut tx = self.db.begin().await?;
         let stored = store_in(&mut tx, requests).await?;
         tx.commit().await?;
-        self.metrics.send_batch_time.observe(started.elapsed());
-        self.metrics.send_batches.fetch_add(1, Ordering::Relaxed);
+        self.metrics.send_batch_time.record(started.elapsed());
+        self.metrics.send_batches.increment(1);
         self.metrics
             .messages_stored
-            .fetch_add(stored.frames.len() as u64, Ordering::Relaxed);
+            .increment(stored.frames.len() as u64);
         Ok(stored)
     }
 }

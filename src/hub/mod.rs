@@ -280,7 +280,7 @@ impl Hub {
                             if let Some(sent) = h.at {
                                 let lag = chrono::Utc::now().timestamp_micros() - sent;
                                 let lag = Duration::from_micros(u64::try_from(lag).unwrap_or(0));
-                                self.inner.metrics.fanout_lag.observe(lag);
+                                self.inner.metrics.fanout_lag.record(lag);
                             }
                         }
                         Err(err) => tracing::warn!(error = %err, "bad delivery on the bus"),

@@ -21,10 +21,7 @@ const TYPING_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 impl Connection {
     /// Handles a message from the client; `false` when it closed the connection.
     pub(super) fn on_message(&mut self, message: Message) -> bool {
-        self.state
-            .metrics
-            .frames_in
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.state.metrics.frames_in.increment(1);
         let raw = match message {
             Message::Text(t) => t,
             Message::Close(_) => return false,

@@ -116,8 +116,19 @@ async fn metrics_cover_http_sockets_fan_out_limits_and_pools() {
     assert_eq!(sample(&text, "tunelink_db_pool_max_connections"), 5.0);
     assert!(sample(&text, r#"tunelink_redis_pool_connections{state="idle"}"#) >= 1.0);
     assert_eq!(sample(&text, "tunelink_redis_pool_max_connections"), 16.0);
+    // The process and the build it runs.
+    assert!(sample(&text, "process_resident_memory_bytes") > 1e6);
+    assert!(sample(&text, "process_open_fds") >= 1.0);
+    assert!(sample(&text, "process_start_time_seconds") > 1.7e9);
+    assert!(text.contains(&format!(
+        "tunelink_build_info{{version=\"{}\"",
+        env!("CARGO_PKG_VERSION")
+    )));
     // Every sample belongs to a family declared with HELP and TYPE.
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let name = line.split(['{', ' ']).next().unwrap();
         let family = ["_bucket", "_sum", "_count"]
             .iter()
