@@ -141,6 +141,24 @@ fn property(schema: &str, name: &str) -> Option<Value> {
     })
 }
 
+/// Rules between the fields of one body that OAS 3.0 can write.
+fn between(schema: &str) -> Option<Value> {
+    match schema {
+        // Exactly one of the two; `null` counts as absent.
+        "ParticipationChange" => Some(json!({ "oneOf": [
+            {
+                "required": ["instrument_id"],
+                "properties": { "instrument_id": { "type": "string", "format": "uuid" } },
+            },
+            {
+                "required": ["status"],
+                "properties": { "status": { "type": "string", "enum": ["accepted", "declined"] } },
+            },
+        ] })),
+        _ => None,
+    }
+}
+
 fn merge(target: &mut Value, keywords: Value) {
     if let (Some(target), Value::Object(keywords)) = (target.as_object_mut(), keywords) {
         // `allOf` wrappers (nullable references) carry no keyword of their own to merge into.
@@ -199,6 +217,9 @@ pub fn annotate(doc: &mut Value) {
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         for (schema, body) in schemas.iter_mut() {
+            if let Some(k) = between(schema) {
+                merge(body, k);
+            }
             for (name, prop) in body
                 .get_mut("properties")
                 .and_then(Value::as_object_mut)

@@ -113,7 +113,11 @@ pub fn spec_json() -> String {
 fn lint_clean(doc: &mut serde_json::Value) {
     use serde_json::{Value, json};
     doc["servers"] = json!([{"url": "/", "description": "The server that serves this document."}]);
-    doc["info"]["license"] = json!({"name": "Proprietary"});
+    // The crate's license (Cargo.toml).
+    doc["info"]["license"] = json!({
+        "name": env!("CARGO_PKG_LICENSE"),
+        "url": "https://opensource.org/license/mit",
+    });
     doc["info"]["contact"] = json!({"name": "TuneLink", "url": "https://github.com/tunelink"});
     if let Some(flows) = doc["components"]["securitySchemes"]["OAuth2"]["flows"].as_object_mut() {
         for flow in flows.values_mut() {

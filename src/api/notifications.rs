@@ -80,7 +80,7 @@ impl Example for NotificationView {
             kind: "event_cancelled".into(),
             title: "“Friday jazz jam” is cancelled".into(),
             body:
-                "The event planned on 2026-12-04 19:00 UTC at 12 rue Mercière will not take place."
+                "The event planned on 2030-06-21 19:00 UTC at 12 rue Mercière will not take place."
                     .into(),
             link: Some(format!("/api/v1/events/{event}")),
             event_id: Some(event),

@@ -320,3 +320,37 @@ async fn every_limit_is_in_the_document_and_the_server_keeps_to_it() {
         }
     }
 }
+
+/// The document's request examples are requests the server takes, once their placeholder
+/// ids name stored things: a client developer's first "Try it out" works, and the examples
+/// do not go stale (an event example that starts in the past is refused by the server).
+#[tokio::test]
+async fn the_documents_event_examples_are_requests_the_server_takes() {
+    let app = spawn_app().await;
+    let spec = app.get("/openapi.json", None).await.body;
+    let example = |schema: &str| spec["components"]["schemas"][schema]["example"].clone();
+    let organiser = app.register("organiser").await;
+    let (genre, instrument) = (
+        catalogue_id(&app, "genres", "Jazz").await,
+        catalogue_id(&app, "instruments", "Piano").await,
+    );
+    let mut new = example("NewEvent");
+    new["genre_ids"] = json!([genre]);
+    new["instruments"][0]["instrument_id"] = json!(instrument);
+    let created = app.post("/api/v1/events", organiser.token(), new).await;
+    let id = created.ok(201)["id"].as_str().unwrap().to_owned();
+    app.patch(
+        &format!("/api/v1/events/{id}"),
+        organiser.token(),
+        example("EventChange"),
+    )
+    .await
+    .ok(200);
+    // Exactly one of the participation change's two fields, said in the document.
+    let change = &spec["components"]["schemas"]["ParticipationChange"];
+    assert_eq!(
+        change["oneOf"].as_array().map(Vec::len),
+        Some(2),
+        "{change}"
+    );
+}

@@ -101,6 +101,13 @@ pub struct EventView {
     pub updated_at: Timestamp,
 }
 
+/// The examples' event: the Fête de la Musique of 2030. Requests that create or move an
+/// event need a start in the future, and the document's examples must stay valid requests.
+const STARTS: &str = "2030-06-21T19:00:00Z";
+const ENDS: &str = "2030-06-21T23:00:00Z";
+const MOVED_STARTS: &str = "2030-06-21T20:00:00Z";
+const MOVED_ENDS: &str = "2030-06-22T00:00:00Z";
+
 fn example_time(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .map(|d| d.with_timezone(&Utc))
@@ -115,8 +122,8 @@ impl Example for EventView {
             description: Some("Standards, all levels welcome.".into()),
             kind: EventType::Jam,
             status: EventStatus::Scheduled,
-            starts_at: Timestamp(example_time("2026-12-04T19:00:00Z")),
-            ends_at: Timestamp(example_time("2026-12-04T23:00:00Z")),
+            starts_at: Timestamp(example_time(STARTS)),
+            ends_at: Timestamp(example_time(ENDS)),
             address: "12 rue Mercière, 69002 Lyon".into(),
             latitude: 45.7622,
             longitude: 4.8320,
@@ -160,9 +167,9 @@ pub struct NewEvent {
     #[oai(default)]
     pub genre_ids: Vec<Uuid>,
     /// In the future.
-    pub starts_at: DateTime<Utc>,
+    pub starts_at: Timestamp,
     /// After `starts_at`, at most 31 days later.
-    pub ends_at: DateTime<Utc>,
+    pub ends_at: Timestamp,
     /// 1–300 characters.
     pub address: String,
     pub latitude: f64,
@@ -183,8 +190,8 @@ impl Example for NewEvent {
             description: e.description,
             kind: Choice(Ok(EventType::Jam)),
             genre_ids: vec![e.genres[0].genre_id],
-            starts_at: e.starts_at.0,
-            ends_at: e.ends_at.0,
+            starts_at: e.starts_at,
+            ends_at: e.ends_at,
             address: e.address,
             latitude: e.latitude,
             longitude: e.longitude,
@@ -207,8 +214,8 @@ pub struct EventChange {
     #[oai(rename = "type")]
     pub kind: Option<Choice<EventType>>,
     pub genre_ids: Option<Vec<Uuid>>,
-    pub starts_at: Option<DateTime<Utc>>,
-    pub ends_at: Option<DateTime<Utc>>,
+    pub starts_at: Option<Timestamp>,
+    pub ends_at: Option<Timestamp>,
     pub address: Option<String>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
@@ -223,8 +230,8 @@ impl Example for EventChange {
             description: MaybeUndefined::Undefined,
             kind: None,
             genre_ids: None,
-            starts_at: Some(example_time("2026-12-04T20:00:00Z")),
-            ends_at: Some(example_time("2026-12-05T00:00:00Z")),
+            starts_at: Some(Timestamp(example_time(MOVED_STARTS))),
+            ends_at: Some(Timestamp(example_time(MOVED_ENDS))),
             address: None,
             latitude: None,
             longitude: None,
