@@ -117,7 +117,8 @@ pub struct FieldError {
     /// The field, as named in the request (`email`, `password`, `query.limit`…).
     pub field: String,
     /// What kind of problem: `missing`, `too_short`, `too_long`, `invalid_format`,
-    /// `out_of_range`, `taken`, `value_error`.
+    /// `invalid_type`, `out_of_range`, `taken`, `value_error`, `unknown_field` (a form's
+    /// part that is not one of its fields).
     #[oai(rename = "type")]
     pub kind: String,
     /// A sentence a person can read.

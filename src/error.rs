@@ -259,6 +259,9 @@ pub fn error_to_response(err: poem::Error) -> Response {
     if let Some(api) = err.downcast_ref::<ApiError>() {
         return api.to_response();
     }
+    if let Some(field) = form_field_error(&err) {
+        return ApiError::validation(vec![field]).to_response();
+    }
     let status = err.status();
     let (code, message) = match status {
         StatusCode::NOT_FOUND => (ErrorCode::RouteNotFound, "No such route.".to_owned()),
@@ -290,6 +293,43 @@ pub fn error_to_response(err: poem::Error) -> Response {
     ApiError::new(status, code, message).to_response()
 }
 
+/// A form body (urlencoded or multipart) with a missing, repeated, mistyped or unknown
+/// field, as poem-openapi reports it (JSON bodies are checked before, by `api::strict`):
+/// the field it names, as every other bad input is reported.
+fn form_field_error(err: &poem::Error) -> Option<FieldError> {
+    use poem_openapi::error::{ParseMultipartError, ParseRequestPayloadError};
+    let reason = if let Some(e) = err.downcast_ref::<ParseMultipartError>() {
+        &e.reason
+    } else if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
+        &e.reason
+    } else {
+        return None;
+    };
+    form_field(reason)
+}
+
+/// `field `email` is required` (multipart), `missing field `email`` (urlencoded),
+/// `failed to parse field `password`: …`, `unknown field `x``.
+fn form_field(reason: &str) -> Option<FieldError> {
+    let name = reason.split('`').nth(1).filter(|n| !n.is_empty())?;
+    let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+    let (kind, message) = if reason.contains("is required") || reason.contains("missing field") {
+        ("missing", format!("{name} is required"))
+    } else if reason.contains("unknown field") {
+        (
+            "unknown_field",
+            format!("{name} is not a field of this form"),
+        )
+    } else if reason.contains("repeated field") {
+        ("invalid_type", format!("{name} must be sent once"))
+    } else if reason.contains("failed to parse field") || reason.contains("invalid type") {
+        ("invalid_type", format!("{name} has the wrong type"))
+    } else {
+        return None;
+    };
+    Some(FieldError::new(name, kind, message))
+}
+
 /// poem-openapi's parse errors are precise but terse; make them read as sentences.
 fn describe_parse_error(err: &poem::Error) -> String {
     let text = err.to_string();
@@ -301,5 +341,32 @@ fn describe_parse_error(err: &poem::Error) -> String {
             text.push('.');
         }
         text
+    }
+}
+
+#[cfg(test)]
+mod form_tests {
+    use super::form_field;
+
+    #[test]
+    fn form_parse_errors_name_their_field() {
+        for (reason, field, kind) in [
+            ("field `email` is required", "email", "missing"),
+            ("missing field `email`", "email", "missing"),
+            (
+                "failed to parse field `password`: failed to parse \"string\": repeated field",
+                "password",
+                "invalid_type",
+            ),
+            ("unknown field `extra`", "extra", "unknown_field"),
+        ] {
+            let found = form_field(reason).unwrap();
+            assert_eq!(
+                (found.field.as_str(), found.kind.as_str()),
+                (field, kind),
+                "{reason}"
+            );
+        }
+        assert!(form_field("failed to read headers").is_none());
     }
 }

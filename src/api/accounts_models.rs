@@ -129,12 +129,17 @@ impl Example for RegisterInput {
     }
 }
 
-/// The same fields, as `multipart/form-data`.
+/// The same fields, as `multipart/form-data` (the prototype's form); no other part.
 #[derive(Debug, Multipart)]
+#[oai(deny_unknown_fields)]
 pub struct RegisterMultipart {
     pub username: String,
     pub email: String,
     pub password: String,
+    /// The prototype's profile picture: accepted, so that its form keeps working, and not
+    /// stored (photos are uploaded to `/api/v1/media` once that exists; until then
+    /// `photo_url`).
+    pub profile_picture: Option<poem_openapi::types::multipart::Upload>,
 }
 
 /// A new account, as JSON, an urlencoded form or a multipart form.

@@ -239,7 +239,7 @@ pub async fn delete<T: CatalogueEntry>(
 
 /// A catalogue name: 1–60 characters of text.
 pub fn parse_name(raw: &str) -> Result<String, FieldError> {
-    match ProfileText::parse("name", raw, NAME_MAX)? {
+    match ProfileText::line("name", raw, NAME_MAX)? {
         Some(name) if !name.contains('\n') => Ok(name),
         Some(_) => Err(FieldError::new(
             "name",

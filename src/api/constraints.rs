@@ -4,9 +4,12 @@
 //! generate requests the server accepts.
 //!
 //! The numbers are the handlers' own constants. Where the server trims text or refuses text
-//! that shows nothing (white space, invisible characters), the pattern asks for a visible
-//! ASCII character, which is a little stricter than the server: whatever the document calls
-//! valid, the server accepts (`scripts/schemathesis.sh` checks it). Rules the document cannot
+//! that shows nothing (white space, invisible characters), the pattern asks for one
+//! character that is neither, in any script (a title in Japanese is valid), and where a
+//! blank text clears a field, the pattern says so. Whatever the document calls valid, the
+//! server accepts (`scripts/schemathesis.sh` checks it). URLs and e-mail addresses are
+//! written more strictly than the server reads them (`https` with a lower-case dotted host;
+//! a plain dot-atom address): a client that keeps to the document is never refused. Rules the document cannot
 //! express — between two fields, or on the state of the data — stay in the descriptions and
 //! are listed, with their reason, in `scripts/schemathesis_hooks.py`.
 
@@ -17,20 +20,88 @@ use crate::{
         catalogue_crud, events::fields as event_fields, genres, musicians, notifications, users,
     },
     chat::store as chat,
-    domain::{EMAIL_MAX, PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_MIN, Url},
+    domain::{
+        EMAIL_MAX, MAX_QUERY_CHARS, PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_MIN, Url,
+    },
     events::manage::MAX_INSTRUMENTS,
 };
 
+// Character classes, written with `\uXXXX` escapes only, so that every reader of the
+// document (ECMA-262, Python's `re`, Rust) reads the same set.
+
+/// White space as the server trims it (Rust's `char::is_whitespace`).
+macro_rules! ws {
+    () => {
+        "\\u0009-\\u000d\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+    };
+}
+/// Characters that show nothing (`domain::is_blank`'s invisible ones, in the Basic
+/// Multilingual Plane: a pattern without the `u` flag cannot name the others).
+macro_rules! invisible {
+    () => {
+        "\\u00ad\\u034f\\u061c\\u115f\\u1160\\u17b4\\u17b5\\u180b-\\u180f\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u206f\\u3164\\ufe00-\\ufe0f\\ufeff\\uffa0"
+    };
+}
+/// Control characters (Rust's `char::is_control`).
+macro_rules! control {
+    () => {
+        "\\u0000-\\u001f\\u007f-\\u009f"
+    };
+}
+/// Control characters but the line feed.
+macro_rules! control_but_lf {
+    () => {
+        "\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f"
+    };
+}
+
 /// No NUL anywhere (the strict layer refuses it in every text).
 const NO_NUL: &str = "^[^\\u0000]*$";
-/// Shows something: at least one visible character, and no NUL.
-const VISIBLE: &str = "^[^\\u0000]*[!-~][^\\u0000]*$";
-/// One line of visible text without control characters (names, titles).
-const LINE: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*[!-~][^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$";
+/// Shows something: at least one character that is neither white space nor invisible (in
+/// any script), and no NUL.
+const VISIBLE: &str = concat!(
+    "^[^\\u0000]*[^\\u0000",
+    ws!(),
+    invisible!(),
+    "][^\\u0000]*$"
+);
+/// Not only white space, and no NUL (passwords, logins).
+const NOT_BLANK: &str = concat!("^[^\\u0000]*[^\\u0000", ws!(), "][^\\u0000]*$");
+/// One line of text that shows something, without control characters (names, titles).
+const LINE: &str = concat!(
+    "^[^",
+    control!(),
+    "\\u2028\\u2029]*[^",
+    control!(),
+    ws!(),
+    invisible!(),
+    "][^",
+    control!(),
+    "\\u2028\\u2029]*$"
+);
+/// One line that shows nothing (spaces and invisible characters, no control character):
+/// where a text may be cleared, the server takes it as `null`.
+const BLANK: &str = concat!(
+    "^[\\u0020\\u00a0\\u1680\\u2000-\\u200a\\u202f\\u205f\\u3000",
+    invisible!(),
+    "]*$"
+);
+/// Only white space: where a URL may be cleared, the server takes it as `null`.
+const SPACES: &str = concat!("^[", ws!(), "]*$");
 /// Free text that may span lines, has no other control character and shows something.
-const VISIBLE_PROSE: &str = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*[!-~][^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$";
+const VISIBLE_PROSE: &str = concat!(
+    "^[^",
+    control_but_lf!(),
+    "]*[^",
+    control!(),
+    ws!(),
+    invisible!(),
+    "][^",
+    control_but_lf!(),
+    "]*$"
+);
 /// Free text that may span lines but has no other control character.
-const PROSE: &str = "^[^\\u0000-\\u0009\\u000b-\\u001f\\u007f-\\u009f]*$";
+const PROSE: &str = concat!("^[^", control_but_lf!(), "]*$");
 /// An absolute `https` URL (the server also takes `http`).
 const HTTPS_URL: &str =
     "^https://[a-z0-9]+(-[a-z0-9]+)*(\\.[a-z0-9]+(-[a-z0-9]+)*)+(/[A-Za-z0-9._~%/-]*)?$";
@@ -40,8 +111,19 @@ const LINK: &str = "^(/api/v1(/[A-Za-z0-9._~%-]+)*|https://[a-z0-9]+(-[a-z0-9]+)
 /// 63 per label): RFC 5322 allows more; this much is certain.
 const EMAIL: &str = "^[A-Za-z0-9_%+-]{1,20}(\\.[A-Za-z0-9_%+-]{1,20}){0,2}@[A-Za-z0-9]{1,15}(-[A-Za-z0-9]{1,15}){0,2}(\\.[A-Za-z0-9]{1,15}(-[A-Za-z0-9]{1,15}){0,2}){1,3}$";
 const USERNAME: &str = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
-/// A search text: its ends are visible (the server trims them before counting).
-const SEARCH: &str = "^[!-~]([^\\u0000]*[!-~])?$";
+/// A search text: blank (no filter), or at least three characters between its white space
+/// (`MIN_QUERY_CHARS`: the server trims before counting).
+const SEARCH: &str = concat!(
+    "^[",
+    ws!(),
+    "]*([^\\u0000",
+    ws!(),
+    "][^\\u0000]+[^\\u0000",
+    ws!(),
+    "])?[",
+    ws!(),
+    "]*$"
+);
 
 fn text(pattern: &str, min: usize, max: usize) -> Value {
     let mut v = json!({ "pattern": pattern, "maxLength": max });
@@ -49,6 +131,11 @@ fn text(pattern: &str, min: usize, max: usize) -> Value {
         v["minLength"] = json!(min);
     }
     v
+}
+
+/// A value that may also be `blank`, which clears the field (the server stores `null`).
+fn clearable(blank: &str, pattern: &str, max: usize) -> Value {
+    text(&format!("{blank}|{pattern}"), 0, max)
 }
 
 /// Keywords for a query parameter of an operation.
@@ -63,11 +150,7 @@ fn query(operation: &str, name: &str) -> Option<Value> {
         "lat" => json!({ "minimum": -90, "maximum": 90 }),
         "lon" => json!({ "minimum": -180, "maximum": 180 }),
         "radius_km" => json!({ "exclusiveMinimum": true, "minimum": 0, "maximum": radius_max }),
-        "q" => text(
-            SEARCH,
-            musicians::MIN_QUERY_CHARS,
-            musicians::MAX_QUERY_CHARS,
-        ),
+        "q" => text(SEARCH, 0, MAX_QUERY_CHARS),
         "after" | "before" => json!({ "minimum": 0 }),
         "status" if operation == "reports_list" => json!({ "enum": ["open", "resolved", "all"] }),
         "cursor" => text(NO_NUL, 0, 512),
@@ -84,8 +167,10 @@ fn property(schema: &str, name: &str) -> Option<Value> {
         ("RegisterInput", "email") => text(EMAIL, 0, EMAIL_MAX),
         ("RegisterInput", "password")
         | ("ChangePassword", "new_password")
-        | ("OAuth2PasswordForm", "password") => text(VISIBLE, PASSWORD_MIN, PASSWORD_MAX),
-        ("LoginInput", "login") | ("OAuth2PasswordForm", "username") => text(VISIBLE, 1, EMAIL_MAX),
+        | ("OAuth2PasswordForm", "password") => text(NOT_BLANK, PASSWORD_MIN, PASSWORD_MAX),
+        ("LoginInput", "login") | ("OAuth2PasswordForm", "username") => {
+            text(NOT_BLANK, 1, EMAIL_MAX)
+        }
         ("LoginInput", "password")
         | ("ChangePassword", "current_password")
         | ("EraseAccount", "password") => json!({ "minLength": 1, "maxLength": PASSWORD_MAX }),
@@ -94,7 +179,7 @@ fn property(schema: &str, name: &str) -> Option<Value> {
         ("OAuth2PasswordForm", "client_id" | "client_secret" | "scope") => text(NO_NUL, 0, 1024),
         ("RefreshInput", "refresh_token") => text(NO_NUL, 1, 4096),
         ("UpdateProfile", "bio") => text(PROSE, 0, users::BIO_MAX),
-        ("UpdateProfile", "city") => text(LINE, 0, users::CITY_MAX),
+        ("UpdateProfile", "city") => clearable(BLANK, LINE, users::CITY_MAX),
         ("UpdateProfile", "latitude") | ("NewEvent" | "EventChange", "latitude") => {
             json!({ "minimum": -90, "maximum": 90 })
         }
@@ -103,11 +188,15 @@ fn property(schema: &str, name: &str) -> Option<Value> {
         }
         ("UpdateProfile", "photo_url")
         | ("NewEvent" | "EventChange", "image_url")
-        | ("NewInstrument" | "InstrumentChange", "icon_url") => text(HTTPS_URL, 0, Url::MAX),
+        | ("NewInstrument" | "InstrumentChange", "icon_url") => {
+            clearable(SPACES, HTTPS_URL, Url::MAX)
+        }
         ("NewConversation", "participant_ids") => {
             json!({ "minItems": 1, "maxItems": chat::MAX_MEMBERS - 1 })
         }
-        ("NewConversation" | "ConversationChanges", "title") => text(LINE, 0, chat::TITLE_MAX),
+        ("NewConversation" | "ConversationChanges", "title") => {
+            clearable(BLANK, LINE, chat::TITLE_MAX)
+        }
         ("NewMessage" | "EditMessage", "body") => text(VISIBLE, 1, chat::BODY_MAX),
         ("NewMessage", "client_msg_id") => text(NO_NUL, 0, chat::CLIENT_MSG_ID_MAX),
         // Members answer for themselves (`accepted`, `declined`); withdrawing is a DELETE.
@@ -134,7 +223,7 @@ fn property(schema: &str, name: &str) -> Option<Value> {
         ("NewGenre" | "GenreChange", "description") => text(PROSE, 0, genres::DESCRIPTION_MAX),
         ("Announcement", "title") => text(LINE, 1, notifications::TITLE_MAX),
         ("Announcement", "body") => text(VISIBLE_PROSE, 1, notifications::BODY_MAX),
-        ("Announcement", "link") => text(LINK, 0, Url::MAX),
+        ("Announcement", "link") => clearable(SPACES, LINK, Url::MAX),
         ("NewReport", "reason") => text(VISIBLE, 1, crate::moderation::REASON_MAX),
         ("Resolution", "note") => text(VISIBLE, 1, crate::moderation::NOTE_MAX),
         _ => return None,

@@ -30,8 +30,6 @@ use crate::{
 };
 
 pub const MAX_RADIUS_KM: f64 = 500.0;
-pub const MIN_QUERY_CHARS: usize = 3;
-pub const MAX_QUERY_CHARS: usize = 100;
 
 #[derive(Debug, Clone, Object)]
 #[oai(example)]
@@ -207,17 +205,7 @@ impl MusiciansApi {
     ) -> Result<SearchResponse, Errors<SearchErrors>> {
         let _pass = super::costs::search(&state, auth.0.id).await?;
         let mut v = Validator::new();
-        let text = q.0.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        if let Some(t) = &text {
-            let n = t.chars().count();
-            if !(MIN_QUERY_CHARS..=MAX_QUERY_CHARS).contains(&n) {
-                v.push(FieldError::new(
-                    "q",
-                    "out_of_range",
-                    format!("q must be {MIN_QUERY_CHARS} to {MAX_QUERY_CHARS} characters"),
-                ));
-            }
-        }
+        let text = v.check(crate::domain::search_text(q.0)).flatten();
         let min_level = min_level.0.and_then(|l| v.check(l.parse("min_level")));
         if min_level.is_some() && instrument_id.0.is_none() {
             v.push(FieldError::new(

@@ -360,8 +360,16 @@ impl NotificationsApi {
             )),
             _ => {}
         }
-        let title = required_text(&mut v, "title", &body.title, TITLE_MAX);
-        let text = required_text(&mut v, "body", &body.body, BODY_MAX);
+        let title = required_text(
+            &mut v,
+            "title",
+            ProfileText::line("title", &body.title, TITLE_MAX),
+        );
+        let text = required_text(
+            &mut v,
+            "body",
+            ProfileText::parse("body", &body.body, BODY_MAX),
+        );
         let link = body
             .link
             .as_deref()
@@ -401,8 +409,12 @@ impl NotificationsApi {
     }
 }
 
-fn required_text(v: &mut Validator, field: &str, raw: &str, max: usize) -> Option<String> {
-    match ProfileText::parse(field, raw, max) {
+fn required_text(
+    v: &mut Validator,
+    field: &str,
+    parsed: Result<Option<String>, FieldError>,
+) -> Option<String> {
+    match parsed {
         Ok(Some(t)) => Some(t),
         Ok(None) => {
             v.push(FieldError::new(

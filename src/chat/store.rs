@@ -344,17 +344,11 @@ pub(super) fn as_data(c: &ConversationRow, members: &[MemberRow]) -> Conversatio
     }
 }
 
-/// Parses a title: at most 100 characters; empty means none.
+/// Parses a title: one line of at most 100 characters; blank means none.
 pub fn parse_title(raw: Option<&str>) -> Result<Option<String>, FieldError> {
-    match raw.map(str::trim) {
+    match raw {
         None => Ok(None),
-        Some(t) if crate::domain::is_blank(t) => Ok(None),
-        Some(t) if t.chars().count() > TITLE_MAX => Err(FieldError::new(
-            "title",
-            "too_long",
-            format!("title must be at most {TITLE_MAX} characters"),
-        )),
-        Some(t) => Ok(Some(t.to_owned())),
+        Some(t) => crate::domain::ProfileText::line("title", t, TITLE_MAX),
     }
 }
 

@@ -124,6 +124,16 @@ impl Password {
                 "password must not be only spaces",
             ));
         }
+        // The JSON forms refuse NUL in every text (`api::strict`); a password set through
+        // an urlencoded or multipart form must not hold one either, or it could never be
+        // typed at a JSON login.
+        if raw.contains('\0') {
+            return Err(FieldError::new(
+                field,
+                "invalid_format",
+                "password must not contain NUL characters",
+            ));
+        }
         Ok(Self(raw.to_owned()))
     }
 

@@ -76,6 +76,30 @@ pub fn check_time(
     }
 }
 
+/// A search text's bounds: at most this many characters as sent…
+pub const MAX_QUERY_CHARS: usize = 100;
+/// …and at least this many once trimmed.
+pub const MIN_QUERY_CHARS: usize = 3;
+
+/// A search text (`q`): trimmed; blank means no filter.
+pub fn search_text(raw: Option<String>) -> Result<Option<String>, FieldError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text = raw.trim();
+    let n = text.chars().count();
+    let too_long = raw.chars().count() > MAX_QUERY_CHARS;
+    if n == 0 && !too_long {
+        return Ok(None);
+    }
+    if n < MIN_QUERY_CHARS || too_long {
+        return Err(FieldError::new(
+            "q",
+            "out_of_range",
+            format!("q must be {MIN_QUERY_CHARS} to {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    Ok(Some(text.to_owned()))
+}
+
 /// Whether `text` shows nothing: only white space and invisible format characters
 /// (zero-width spaces and joiners, bidirectional marks and overrides, the byte-order mark,
 /// word joiners, soft hyphens, Hangul fillers). Such text is refused where text is required.

@@ -2,27 +2,46 @@
 
 use crate::envelope::FieldError;
 
-/// Free text with a maximum length, trimmed; empty means "none".
+/// Free text with a maximum length (counted as sent), trimmed; text that shows nothing
+/// (`domain::is_blank`) means "none". No control character but the line feed, and none at
+/// all in one line of text ([`ProfileText::line`]).
 pub struct ProfileText;
 
 impl ProfileText {
+    /// Text that may span lines (a bio, a description).
     pub fn parse(field: &str, raw: &str, max: usize) -> Result<Option<String>, FieldError> {
-        let value = raw.trim();
-        if value.chars().count() > max {
+        Self::checked(field, raw, max, |c| c.is_control() && c != '\n')
+    }
+
+    /// One line of text (a name, a title, an address, a city).
+    pub fn line(field: &str, raw: &str, max: usize) -> Result<Option<String>, FieldError> {
+        Self::checked(field, raw, max, |c| {
+            c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+        })
+    }
+
+    fn checked(
+        field: &str,
+        raw: &str,
+        max: usize,
+        refused: impl Fn(char) -> bool,
+    ) -> Result<Option<String>, FieldError> {
+        if raw.chars().count() > max {
             return Err(FieldError::new(
                 field,
                 "too_long",
                 format!("{field} must be at most {max} characters"),
             ));
         }
-        if value.chars().any(|c| c.is_control() && c != '\n') {
+        if raw.chars().any(refused) {
             return Err(FieldError::new(
                 field,
                 "invalid_format",
                 format!("{field} must not contain control characters"),
             ));
         }
-        Ok((!value.is_empty()).then(|| value.to_owned()))
+        let value = raw.trim();
+        Ok((!super::is_blank(value)).then(|| value.to_owned()))
     }
 }
 

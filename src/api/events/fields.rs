@@ -114,7 +114,7 @@ pub fn parse_fields(
 ) -> Option<EventFields> {
     let now = Utc::now();
     let title = match input.title {
-        Some(raw) => match ProfileText::parse("title", &raw, TITLE_MAX) {
+        Some(raw) => match ProfileText::line("title", &raw, TITLE_MAX) {
             Ok(Some(t)) => Some(t),
             Ok(None) => {
                 v.push(FieldError::new("title", "missing", "title is required"));
@@ -139,7 +139,7 @@ pub fn parse_fields(
         None => current.map(|c| c.kind),
     };
     let address = match input.address {
-        Some(raw) => match ProfileText::parse("address", &raw, ADDRESS_MAX) {
+        Some(raw) => match ProfileText::line("address", &raw, ADDRESS_MAX) {
             Ok(Some(a)) => Some(a),
             Ok(None) => {
                 v.push(FieldError::new("address", "missing", "address is required"));

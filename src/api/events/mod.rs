@@ -206,16 +206,7 @@ impl EventsApi {
                 "sort=distance needs lat, lon and radius_km",
             ));
         }
-        let text = q.0.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-        if let Some(t) = &text
-            && !(3..=100).contains(&t.chars().count())
-        {
-            v.push(FieldError::new(
-                "q",
-                "out_of_range",
-                "q must be 3 to 100 characters",
-            ));
-        }
+        let text = v.check(crate::domain::search_text(q.0)).flatten();
         let page = PageRequest::<store::SearchKey>::parse(limit.0, cursor.0.as_deref())
             .map_err(|errs| errs.into_iter().for_each(|e| v.push(e)))
             .ok();

@@ -303,7 +303,7 @@ fn parse_profile_change(body: UpdateProfile) -> Result<ProfileChange, ApiError> 
     let bio = text(&mut v, body.bio, |s| ProfileText::parse("bio", s, BIO_MAX));
     let photo_url = text(&mut v, body.photo_url, |s| Url::parse("photo_url", s));
     let city = text(&mut v, body.city, |s| {
-        ProfileText::parse("city", s, CITY_MAX)
+        ProfileText::line("city", s, CITY_MAX)
     });
     let coordinates = match (body.latitude, body.longitude) {
         (MaybeUndefined::Undefined, MaybeUndefined::Undefined) => None,
