@@ -10,8 +10,9 @@ directory and on PYTHONPATH (its package is `app`), DATABASE_URL naming the data
 
 The prototype's app/database.py builds its engine from a hard-coded URL (host `db`, database
 `mobile_musician`, from its docker-compose set-up) instead of settings.DATABASE_URL, so both
-entries rebind its session factory to DATABASE_URL before anything opens a connection. Nothing
-else of the prototype is changed.
+entries rebind its session factory to DATABASE_URL before anything opens a connection (with a
+larger pool if PROTOTYPE_POOL_SIZE is set, see _point_at_database). Nothing else of the
+prototype is changed.
 
 The data mirror `tunelink seed` (src/seed): musicians named musician000000…, one password hash
 for all (bcrypt through the prototype's own passlib context, hashed once), events in the same
@@ -38,12 +39,21 @@ STREETS = ["rue de la Musique", "place du Marché", "quai des Artistes", "avenue
 
 
 def _point_at_database():
-    """Rebinds the prototype's engine and session factory to DATABASE_URL; returns the engine."""
+    """Rebinds the prototype's engine and session factory to DATABASE_URL; returns the engine.
+
+    PROTOTYPE_POOL_SIZE=N makes the pool N connections per process (no overflow); unset, it is
+    the prototype's (create_engine(url): 5 connections + 10 overflow, then a 30 s wait). Under
+    more concurrent requests than that, the prototype stalls: a request keeps its connection
+    (in its session, closed by get_db after the answer is sent) while FastAPI validates the
+    answer of a sync endpoint in the thread pool (40 threads), and the threads are all taken by
+    endpoints waiting for a connection, until the pool's 30 s timeout answers 500 ("QueuePool
+    limit of size 5 overflow 10 reached")."""
     import sqlalchemy
     import app.database as database
 
-    # create_engine(url) with no options, as the prototype does: same pool (5 + 10 overflow).
-    database.engine = sqlalchemy.create_engine(os.environ["DATABASE_URL"])
+    size = os.environ.get("PROTOTYPE_POOL_SIZE")
+    options = dict(pool_size=int(size), max_overflow=0) if size else {}
+    database.engine = sqlalchemy.create_engine(os.environ["DATABASE_URL"], **options)
     database.SessionLocal.configure(bind=database.engine)
     return database.engine
 
