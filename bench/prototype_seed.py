@@ -14,7 +14,7 @@ entries rebind its session factory to DATABASE_URL before anything opens a conne
 larger pool if PROTOTYPE_POOL_SIZE is set, see _point_at_database). Nothing else of the
 prototype is changed.
 
-The data mirror `tunelink seed` (src/seed): musicians named musician000000…, one password hash
+The data mirrors `tunelink seed` (src/seed): musicians named musician000000…, one password hash
 for all (bcrypt through the prototype's own passlib context, hashed once), events in the same
 cities from 30 days ago to 180 days ahead, conversations of 2 to 8 members with 0 to
 20 messages each; plus, as bench/rest.sh makes, two accounts of our own (`bencher`,

@@ -107,10 +107,28 @@ const HTTPS_URL: &str =
     "^https://[a-z0-9]+(-[a-z0-9]+)*(\\.[a-z0-9]+(-[a-z0-9]+)*)+(/[A-Za-z0-9._~%/-]*)?$";
 /// A link in a notification: an API path or an `https` URL.
 const LINK: &str = "^(/api/v1(/[A-Za-z0-9._~%-]+)*|https://[a-z0-9]+(-[a-z0-9]+)*(\\.[a-z0-9]+(-[a-z0-9]+)*)+(/[A-Za-z0-9._~%/-]*)?)$";
-/// A dot-atom address with a dotted domain, within RFC 5321's lengths (64 before the `@`,
+/// A dot-atom address with a dotted domain (white space around it is trimmed), within RFC 5321's lengths (64 before the `@`,
 /// 63 per label): RFC 5322 allows more; this much is certain.
-const EMAIL: &str = "^[A-Za-z0-9_%+-]{1,20}(\\.[A-Za-z0-9_%+-]{1,20}){0,2}@[A-Za-z0-9]{1,15}(-[A-Za-z0-9]{1,15}){0,2}(\\.[A-Za-z0-9]{1,15}(-[A-Za-z0-9]{1,15}){0,2}){1,3}$";
-const USERNAME: &str = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
+const EMAIL: &str = concat!(
+    "^[",
+    ws!(),
+    "]*[A-Za-z0-9_%+-]{1,20}(\\.[A-Za-z0-9_%+-]{1,20}){0,2}@[A-Za-z0-9]{1,15}(-[A-Za-z0-9]{1,15}){0,2}(\\.[A-Za-z0-9]{1,15}(-[A-Za-z0-9]{1,15}){0,2}){1,3}[",
+    ws!(),
+    "]*$"
+);
+/// Three or more of these (`USERNAME_MIN`), with white space around them that the server
+/// trims.
+const USERNAME: &str = concat!(
+    "^[",
+    ws!(),
+    "]*[A-Za-z0-9][A-Za-z0-9_.-]{2,}[",
+    ws!(),
+    "]*$"
+);
+const _: () = assert!(
+    USERNAME_MIN == 3,
+    "USERNAME's pattern counts three characters"
+);
 /// A search text: blank (no filter), or at least three characters between its white space
 /// (`MIN_QUERY_CHARS`: the server trims before counting).
 const SEARCH: &str = concat!(
@@ -162,7 +180,7 @@ fn query(operation: &str, name: &str) -> Option<Value> {
 fn property(schema: &str, name: &str) -> Option<Value> {
     Some(match (schema, name) {
         ("RegisterInput", "username") | ("UpdateProfile", "username") => {
-            text(USERNAME, USERNAME_MIN, USERNAME_MAX)
+            text(USERNAME, 0, USERNAME_MAX)
         }
         ("RegisterInput", "email") => text(EMAIL, 0, EMAIL_MAX),
         ("RegisterInput", "password")

@@ -368,7 +368,8 @@ pub fn parse_body(raw: &str) -> Result<String, FieldError> {
             "body must not contain NUL (\\u0000) characters",
         ));
     }
-    if body.chars().count() > BODY_MAX {
+    // Counted as sent, surrounding spaces included (the document's `maxLength`).
+    if raw.chars().count() > BODY_MAX {
         return Err(FieldError::new(
             "body",
             "too_long",

@@ -29,7 +29,8 @@ impl Username {
                 format!("username must be at least {USERNAME_MIN} characters"),
             ));
         }
-        if len > USERNAME_MAX {
+        // Counted as sent, surrounding spaces included (the document's `maxLength`).
+        if raw.chars().count() > USERNAME_MAX {
             return Err(FieldError::new(
                 field,
                 "too_long",
@@ -66,7 +67,9 @@ impl Email {
         if value.is_empty() {
             return Err(FieldError::new(field, "missing", "email is required"));
         }
-        if value.len() > EMAIL_MAX {
+        // Counted as sent, surrounding spaces included (the document's `maxLength`), and
+        // within SMTP's 254 octets.
+        if value.len() > EMAIL_MAX || raw.chars().count() > EMAIL_MAX {
             return Err(FieldError::new(
                 field,
                 "too_long",

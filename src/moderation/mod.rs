@@ -98,7 +98,8 @@ pub fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, ApiError
             format!("{field} must say something"),
         ));
     }
-    if text.chars().count() > max {
+    // Counted as sent, surrounding spaces included (the document's `maxLength`).
+    if raw.chars().count() > max {
         return Err(ApiError::field(
             field,
             "too_long",

@@ -558,3 +558,42 @@ async fn form_bodies_name_the_bad_field() {
     );
     register(prototype).await.ok(201);
 }
+
+/// A text's length is counted as sent, surrounding white space included, as the document's
+/// `maxLength` counts it; the white space the server trims is allowed by the document too.
+#[tokio::test]
+async fn lengths_are_counted_as_sent() {
+    let app = spawn_app().await;
+    let spec = app.get("/openapi.json", None).await.body;
+    let register = &spec["components"]["schemas"]["RegisterInput"]["properties"];
+    let valid = |field: &str, value: &str| {
+        jsonschema::validator_for(&register[field])
+            .unwrap()
+            .is_valid(&json!(value))
+    };
+    assert!(valid("username", " spaced_out "));
+    assert!(valid("email", " spaced@example.com "));
+    let spaced = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"username": " spaced_out ", "email": " spaced@example.com ", "password": "long enough pass"}),
+        )
+        .await;
+    assert_eq!(spaced.ok(201)["user"]["username"], "spaced_out");
+
+    let (nina, miles) = (app.register("nina").await, app.register("miles").await);
+    let conv = crate::helpers::start_conversation(&app, &nina, &[&miles], None).await;
+    let max = spec["components"]["schemas"]["NewMessage"]["properties"]["body"]["maxLength"]
+        .as_u64()
+        .unwrap() as usize;
+    let padded = format!("if{}", " ".repeat(max));
+    let resp = app
+        .post(
+            &format!("/api/v1/conversations/{conv}/messages"),
+            nina.token(),
+            json!({ "body": padded }),
+        )
+        .await;
+    assert_eq!(resp.fields(), [("body".into(), "too_long".into())]);
+}
