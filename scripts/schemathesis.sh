@@ -31,6 +31,9 @@ DB=tunelink_schemathesis_$$
 MAX_EXAMPLES=${ST_MAX_EXAMPLES:-60}
 WORKERS=${ST_WORKERS:-1}
 SEED=${ST_SEED:-$RANDOM}
+# The pass of invalid data runs with a fixed seed, so that CI is repeatable; explore others
+# with ST_NEG_SEED=<n> (any failure it finds is a real disagreement to fix).
+NEG_SEED=${ST_NEG_SEED:-777}
 WORK=$(mktemp -d)
 
 log() { printf '== schemathesis: %s\n' "$*"; }
@@ -246,8 +249,8 @@ run() {
 log "pass 1: every operation but the session-ending ones, as an administrator (seed $SEED)"
 status=0
 run -H "Authorization: Bearer $ADMIN" --exclude-operation-id-regex "$ENDING" || status=$?
-log "pass 2: the same operations with invalid data only: every request the document calls invalid is refused"
-run -H "Authorization: Bearer $ADMIN" --exclude-operation-id-regex "$ENDING" \
+log "pass 2: the same operations with invalid data only: every request the document calls invalid is refused (seed $NEG_SEED)"
+SEED=$NEG_SEED run -H "Authorization: Bearer $ADMIN" --exclude-operation-id-regex "$ENDING" \
   --mode negative --checks not_a_server_error,negative_data_rejection_documented || status=$?
 log "pass 3: the session-ending operations, as a user, each with a fresh session, valid and invalid data"
 for op in users_me_password auth_logout users_me_delete; do
