@@ -145,10 +145,13 @@ def before_call(ctx, case, **kwargs):
     if isinstance(case.body, (dict, list)):
         case.body = swap(case.body)
         operation_id = case.operation.definition.raw.get("operationId")
-        # The password on file changes with each accepted change: keep up with it.
-        if operation_id == "users_me_password" and isinstance(case.body, dict):
-            if case.body.get("current_password") in PASSWORDS:
-                case.body["current_password"] = PASSWORDS[-1]
+        # Whether the password sent is the one on file depends on the account, not on the
+        # request's shape (like a stored id): a valid case sends the one on file, which
+        # changes with each accepted change.
+        if isinstance(case.body, dict):
+            for op, field in (("users_me_password", "current_password"), ("users_me_delete", "password")):
+                if operation_id == op and isinstance(case.body.get(field), str):
+                    case.body[field] = PASSWORDS[-1]
         # A read marker can only be at or below the last message's number.
         if operation_id == "conversations_read" and isinstance(case.body, dict):
             seq = case.body.get("seq")
