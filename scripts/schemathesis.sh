@@ -30,10 +30,13 @@ PG=${DATABASE_BASE_URL:-postgres://postgres@127.0.0.1:5432}
 DB=tunelink_schemathesis_$$
 MAX_EXAMPLES=${ST_MAX_EXAMPLES:-60}
 WORKERS=${ST_WORKERS:-1}
-SEED=${ST_SEED:-$RANDOM}
-# The pass of invalid data runs with a fixed seed, so that CI is repeatable; explore others
-# with ST_NEG_SEED=<n> (any failure it finds is a real disagreement to fix).
+# Fixed seeds, so that CI is repeatable (schemathesis's warnings, which fail the run, depend
+# on what a seed generates); explore others with ST_SEED=<n> / ST_NEG_SEED=<n>, or
+# ST_SEED=random: any failure they find is a real disagreement to fix.
+SEED=${ST_SEED:-12265}
+[ "$SEED" = random ] && SEED=$RANDOM
 NEG_SEED=${ST_NEG_SEED:-777}
+[ "$NEG_SEED" = random ] && NEG_SEED=$RANDOM
 WORK=$(mktemp -d)
 
 log() { printf '== schemathesis: %s\n' "$*"; }
@@ -122,6 +125,10 @@ NOTIFICATION=$(curl -fsS "$BASE/api/v1/notifications?limit=1" -H "authorization:
 curl -fsS "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
   -d '{"username": "st_other", "email": "st_other@example.com", "password": "schemathesis-other-password"}' >/dev/null
 OTHER_ID=$(curl -fsS "$BASE/api/v1/users?q=st_other" -H "authorization: Bearer $USER" | jq -er '.data.items[0].id')
+# A report to resolve, on a message of its own (resolving may delete what it reports).
+REPORTED=$(create "$ADMIN" "/api/v1/conversations/$CONVERSATION/messages" '{"body": "report me"}')
+REPORT=$(create "$USER" /api/v1/reports \
+  "{\"target_type\": \"message\", \"target_id\": \"$REPORTED\", \"reason\": \"Schemathesis report\"}")
 # Whose password pass 2 changes (st_user must still log in afterwards): same password.
 curl -fsS "$BASE/api/v1/auth/register" -H 'content-type: application/json' \
   -d '{"username": "st_pw", "email": "st_pw@example.com", "password": "schemathesis-user-password"}' >/dev/null
@@ -222,6 +229,9 @@ parameters = { "path.instrument_id" = "$INSTRUMENT" }
 [[operations]]
 include-path-regex = '^/api/v1/users/me/genres/\\{genre_id\\}\$'
 parameters = { "path.genre_id" = "$GENRE" }
+[[operations]]
+include-path-regex = '^/api/v1/reports/\\{id\\}/resolve\$'
+parameters = { "path.id" = "$REPORT" }
 [[operations]]
 include-path-regex = '^/api/v1/users/\\{id\\}'
 parameters = { "path.id" = "$USER_ID" }
