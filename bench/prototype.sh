@@ -253,7 +253,7 @@ RESULT=$OUT/prototype-$(date -u +%F).txt
     echo '(not a git checkout)'), uvicorn --workers 2, connection pool $POOL$([ "$POOL" = as-written ] ||
     echo " ($(((CONNECTIONS + 1) / 2)) per worker)")"
   echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency --timeout 30s per endpoint, prototype first;" \
-    "CPU: seconds over the run of the server / PostgreSQL / other processes (a busy machine: not final)"
+    "CPU: seconds over the run of the server / PostgreSQL / other processes (a busy machine shows in the third: numbers taken so are not final)"
   echo
   printf '%-13s | %-39s | %-39s | %s\n' endpoint "prototype: req/s, p99, CPU s" "TuneLink: req/s, p99, CPU s" \
     "TuneLink: req/s ×, CPU per request ÷"
